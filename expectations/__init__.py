@@ -1,0 +1,1 @@
+"""One Great Expectations suite per source contract, `<source>.json` (see transforms/contracts)."""

@@ -1,0 +1,113 @@
+"""The `boligdata run` flow. It only wires tasks; each task is one plain function of transforms/.
+
+    discover -> per file: read (archive first) -> stage -> validate -> load   (files in parallel,
+                loads one at a time in landing order, so corrections apply in order)
+             -> materialize marts (after every load) -> publish the warehouse
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from transforms import ingest
+from transforms.deliveries import Delivery, LedgerSnapshot, plan_deliveries
+from transforms.load import ensure_schema, record_delivery
+from transforms.materialize import materialize, model_fingerprint
+from transforms.reference import DEFAULT_REFERENCE_DIR
+from transforms.run_summary import RunSummary, record_run
+from transforms.warehouse_file import (
+    check_warehouse_path, default_archive_dir, publish, warehouse_build, writer_lock,
+)
+
+# Progress lines for the terminal and the Prefect UI (PREFECT_LOGGING_EXTRA_LOGGERS=boligdata).
+progress = logging.getLogger("boligdata.run")
+
+# Frames travel between tasks in memory; hashing them for a cache key would cost a full pass.
+step = task(cache_policy=NO_CACHE)
+
+
+@step
+def discover_deliveries(landing: Path, warehouse: Path) -> tuple[list[Delivery], str | None]:
+    """New files in landing order, and the model fingerprint the published marts were built with."""
+    ledger = LedgerSnapshot.read(warehouse)
+    return plan_deliveries(landing, ledger), ledger.model_fingerprint
+
+
+@step
+def prepare_warehouse(build: Path) -> None:
+    import duckdb
+
+    with duckdb.connect(str(build)) as conn:
+        ensure_schema(conn)
+
+
+@step
+def read_delivery(delivery: Delivery, archive_dir: Path) -> Delivery:
+    return ingest.read_delivery(delivery, archive_dir)
+
+
+@step
+def stage_delivery(delivery: Delivery, reference_dir: Path) -> Delivery:
+    return ingest.stage_delivery(delivery, reference_dir)
+
+
+@step
+def validate_delivery(delivery: Delivery, reference_dir: Path) -> Delivery:
+    return ingest.validate_delivery(delivery, reference_dir)
+
+
+@step
+def load_delivery(delivery: Delivery, build: Path, run_id: str) -> dict:
+    ledger_row = record_delivery(build, delivery, run_id)
+    progress.info(RunSummary.describe(ledger_row))
+    return ledger_row
+
+
+@step
+def materialize_marts(build: Path, reference_dir: Path) -> dict[str, int]:
+    return materialize(build, reference_dir)
+
+
+@step
+def publish_warehouse(build: Path, warehouse: Path, summary: RunSummary) -> None:
+    record_run(build, summary)
+    publish(build, warehouse)
+
+
+@flow(name="boligdata-run", log_prints=False)
+def run_pipeline(landing: str, warehouse: str, reference_dir: str | None = None,
+                 archive_dir: str | None = None) -> RunSummary:
+    """Ingest every new file under LANDING/<source>/ into WAREHOUSE and rebuild the marts."""
+    landing_dir = Path(landing).resolve()
+    warehouse_file = check_warehouse_path(Path(warehouse))
+    reference = Path(reference_dir).resolve() if reference_dir else DEFAULT_REFERENCE_DIR
+    archive = Path(archive_dir).resolve() if archive_dir else default_archive_dir(warehouse_file)
+    run_id = str(flow_run.id or "local")
+    started_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    fingerprint = model_fingerprint(reference)
+
+    with writer_lock(warehouse_file):
+        deliveries, published_fingerprint = discover_deliveries(landing_dir, warehouse_file)
+        summary = RunSummary(run_id, str(landing_dir), str(warehouse_file), started_at, fingerprint)
+        if not deliveries and published_fingerprint == fingerprint:
+            progress.info("nothing new under %s; the warehouse is unchanged", landing_dir)
+            return summary
+        with warehouse_build(warehouse_file) as build:
+            previous = prepare_warehouse.submit(build)
+            loads = []
+            for delivery in deliveries:
+                read = read_delivery.submit(delivery, archive)
+                staged = stage_delivery.submit(read, reference)
+                validated = validate_delivery.submit(staged, reference)
+                previous = load_delivery.submit(validated, build, run_id, wait_for=[previous])
+                loads.append(previous)
+            summary.ledger_rows = [load.result() for load in loads]
+            summary.mart_rows = materialize_marts.submit(build, reference, wait_for=[previous]).result()
+            publish_warehouse(build, warehouse_file, summary)
+    return summary

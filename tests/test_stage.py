@@ -1,0 +1,89 @@
+import datetime as dt
+
+import polars as pl
+import pytest
+from conftest import NOEGLETAL_HEADER, SIGTELSER_HEADER, sigtelser_year, write_extract
+
+from transforms.contracts import contract_for
+from transforms.read import RejectedFile, read_text_rows
+from transforms.reference import load_reference
+from transforms.stage import stage_rows
+
+SIGTELSER = contract_for("politi_sigtelser")
+NOEGLETAL = contract_for("kommune_noegletal")
+
+
+def stage(tmp_path, lines, contract=NOEGLETAL, header=NOEGLETAL_HEADER):
+    rows = read_text_rows(write_extract(tmp_path / "f.csv", [header, *lines]), contract)
+    return stage_rows(rows.frame, contract, load_reference())
+
+
+def test_danish_numbers_are_typed(tmp_path):
+    staged = stage(tmp_path, ["2016;330;Sydbyen;karakter_9kl_gns;1.126,8;24", "2016;330;Hele kommunen;befolkning;78.000;"])
+    assert staged.frame["taeller"].to_list() == [1126.8, 78000.0]
+    assert staged.frame["naevner"].to_list() == [24, None]
+    assert staged.problems.is_empty()
+
+
+def test_missing_markers_are_null_never_zero(tmp_path):
+    staged = stage(tmp_path, ["2016;330;Sydbyen;neet_15_29_andel;..;120", "2016;330;Sydbyen;befolkning; ;"])
+    assert staged.frame["taeller"].to_list() == [None, None]
+    assert staged.problems.is_empty()  # missing is not a type problem; the suite decides if it may be missing
+
+
+def test_values_that_do_not_fit_their_type_become_row_problems_with_the_delivered_value(tmp_path):
+    staged = stage(tmp_path, [
+        "2016;330;Sydbyen;befolkning;1350;",
+        "2016;330;Sydbyen;befolkning;12.5;",  # a dot is a thousands separator: 12.5 is no Danish number
+        "20x6;330;Sydbyen;befolkning;1;",
+    ])
+    assert staged.problems.sort("line_number").to_dicts() == [
+        {"line_number": 3, "rule": "type_decimal", "column_name": "taeller", "value": "12.5"},
+        {"line_number": 4, "rule": "type_int", "column_name": "aar", "value": "20x6"},
+    ]
+    assert staged.frame["taeller"][0] == 1350.0
+
+
+def test_a_column_with_no_value_of_its_type_rejects_the_file(tmp_path):
+    with pytest.raises(RejectedFile, match="column 'Tæller': no value is a number \\(first value 'mange'\\)"):
+        stage(tmp_path, ["2016;330;Sydbyen;befolkning;mange;", "2017;330;Sydbyen;befolkning;flere;"])
+
+
+def test_area_aliases_and_levels_resolve_to_scope_ids(tmp_path):
+    staged = stage(tmp_path, [
+        "2016;330;Ringparken/Schackenborgvænge;befolkning;1;",
+        "2016;330;  RINGPARKEN  (slagelse);befolkning;1;",
+        "2016;330;Parkvej og Præstevang;befolkning;1;",
+        "2016;330;hele kommunen;befolkning;1;",
+        "2016;330;Motalvej;befolkning;1;",
+    ])
+    assert staged.frame.select("scope_level", "scope_id").rows() == [
+        ("area", "ringparken"), ("area", "ringparken"), ("area", "skaelskoer"), ("kommune", "330"), (None, None),
+    ]
+
+
+def test_partition_key_is_kommune_and_year(tmp_path):
+    staged = stage(tmp_path, sigtelser_year(2016, "Sydbyen") + sigtelser_year(2017, "Sydbyen", kommune=101),
+                   SIGTELSER, SIGTELSER_HEADER)
+    assert staged.frame["partition_key"].unique(maintain_order=True).to_list() == ["330|2016", "101|2017"]
+
+
+def test_xlsx_numbers_are_plain_not_danish(tmp_path):
+    raw = pl.DataFrame({"line_number": [2], "aar": ["2016"], "kommunekode": ["330"], "omraade": ["Sydbyen"],
+                        "indikator": ["karakter_9kl_gns"], "taeller": ["126.8"], "naevner": ["24"]})
+    staged = stage_rows(raw, NOEGLETAL, load_reference(), plain_numbers=True)
+    assert staged.frame.row(0, named=True)["taeller"] == pytest.approx(126.8)
+    assert staged.problems.is_empty()
+
+
+def test_date_columns_accept_iso_dates_only():
+    from transforms.contracts import Column, Contract
+
+    contract = Contract("t", "test", (Column("dato", "Dato", "date", "d"), Column("kommunekode", "Kommunekode", "int", "k"),
+                                      Column("omraade", "Område", "text", "o")), partition_by=("kommunekode", "year:dato"))
+    raw = pl.DataFrame({"line_number": [2, 3], "dato": ["2016-03-01", "01-03-2016"], "kommunekode": ["330", "330"],
+                        "omraade": ["Sydbyen", "Sydbyen"]})
+    staged = stage_rows(raw, contract, load_reference())
+    assert staged.frame["dato"][0] == dt.date(2016, 3, 1)
+    assert staged.frame["partition_key"][0] == "330|2016"
+    assert staged.problems.rows() == [(3, "type_date", "dato", "01-03-2016")]

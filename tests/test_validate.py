@@ -1,0 +1,79 @@
+import datetime as dt
+
+from conftest import NOEGLETAL_HEADER, SIGTELSER_HEADER, sigtelser_year, write_extract
+
+from transforms.contracts import all_contracts, contract_for
+from transforms.read import read_text_rows
+from transforms.reference import load_reference
+from transforms.stage import stage_rows
+from transforms.validate import load_suite, validate_rows
+
+TODAY = dt.date(2026, 11, 24)
+
+
+def problems_of(tmp_path, source, header, lines):
+    contract = contract_for(source)
+    text = read_text_rows(write_extract(tmp_path / "f.csv", [header, *lines]), contract).frame
+    staged = stage_rows(text, contract, load_reference())
+    found = validate_rows(staged.frame, staged.problems, text, contract, load_reference(), TODAY)
+    return sorted(found.rows())
+
+
+def test_every_contract_has_a_suite_whose_rules_name_real_columns():
+    for contract in all_contracts().values():
+        suite = load_suite(contract.suite_path)
+        assert suite.name == contract.source
+        columns = {c.name for c in contract.columns}
+        for expectation in suite.expectations:
+            assert expectation.meta.get("rule"), f"{contract.source}: {expectation.type} has no meta.rule"
+            blamed = expectation.meta.get("column") or getattr(expectation, "column", None) or getattr(expectation, "column_A", None)
+            if blamed:
+                assert blamed in columns, f"{contract.source}: rule {expectation.meta['rule']} blames {blamed}"
+
+
+def test_clean_rows_pass(tmp_path):
+    assert problems_of(tmp_path, "politi_sigtelser", SIGTELSER_HEADER, sigtelser_year(2016, "Motalavej")) == []
+
+
+def test_row_rules_report_line_rule_column_and_delivered_value(tmp_path):
+    found = problems_of(tmp_path, "kommune_noegletal", NOEGLETAL_HEADER, [
+        "2016;330;Motalvej;befolkning;1500;",                  # 2 unknown area (typo)
+        "2016;330;Sydbyen;neet_15_29_andel;..;120",            # 3 missing numerator
+        "2016;330;Sydbyen;beskaeftigede_18_64_andel;700;650",  # 4 numerator above denominator
+        "2016;330;Sydbyen;frivillig_andel;7;100",              # 5 unknown indicator
+        "2016;999;Sydbyen;befolkning;1350;",                   # 6 unknown kommune
+        "2031;330;Sydbyen;befolkning;1350;",                   # 7 future year
+        "2016;330;Landsplan;befolkning;5800000;",              # 8 level this source does not report
+        "2016;330;Sydbyen;karakter_9kl_gns;100;0",             # 9 denominator not positive
+        "2016;330;Sydbyen;befolkning;-3;",                     # 10 negative
+    ])
+    assert found == [
+        (2, "unknown_area", "omraade", "Motalvej"),
+        (3, "missing_value", "taeller", ".."),
+        (4, "numerator_above_denominator", "taeller", "700"),
+        (5, "unknown_indicator", "indikator", "frivillig_andel"),
+        (6, "unknown_kommune", "kommunekode", "999"),
+        (7, "year_out_of_range", "aar", "2031"),
+        (8, "level_not_allowed", "omraade", "Landsplan"),
+        (9, "denominator_not_positive", "naevner", "0"),
+        (10, "negative_value", "taeller", "-3"),
+    ]
+
+
+def test_a_key_twice_in_one_delivery_quarantines_both_rows(tmp_path):
+    lines = sigtelser_year(2016, "Sydbyen") + ["2016;330;Sydbyen (Slagelse);Våbenloven;1;1;;"]
+    found = problems_of(tmp_path, "politi_sigtelser", SIGTELSER_HEADER, lines)
+    assert found == [(3, "duplicate_key", "omraade", "Sydbyen"), (6, "duplicate_key", "omraade", "Sydbyen (Slagelse)")]
+
+
+def test_typing_problems_are_reported_beside_suite_problems(tmp_path):
+    found = problems_of(tmp_path, "politi_sigtelser", SIGTELSER_HEADER,
+                        ["2016;330;Sydbyen;Straffeloven;tre;6;;", "2016;330;Sydbyen;Vold;1;1;;"])
+    assert found == [(2, "type_int", "afgoerelser", "tre"), (3, "value_not_in_set", "lovomraade", "Vold")]
+
+
+def test_every_failing_row_is_reported_not_a_sample(tmp_path):
+    lines = [f"{2000 + i % 20};330;Motalvej{i};befolkning;1;" for i in range(45)]
+    found = problems_of(tmp_path, "kommune_noegletal", NOEGLETAL_HEADER, lines)
+    assert [line for line, *_ in found] == list(range(2, 47))
+    assert {rule for _, rule, _, _ in found} == {"unknown_area"}

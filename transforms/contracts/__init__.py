@@ -1,0 +1,80 @@
+"""Source contracts: one declarative module per landing folder (spec/extracts.md).
+
+A contract names the folder, its columns (canonical name, the header the sender uses, accepted
+aliases, type), the column that holds the reporting level (Område) and the partition key. The rules a
+row must satisfy live beside it, in the source's Great Expectations suite
+(`expectations/<source>.json`). Adding a source is one module here plus that suite.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import unicodedata
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+ColumnType = Literal["text", "int", "decimal", "date"]
+
+EXPECTATIONS_DIR = Path(__file__).resolve().parents[2] / "expectations"
+
+
+def normalize_label(label: str) -> str:
+    """How headers and place names are compared: NFC, case-folded, inner whitespace collapsed."""
+    return " ".join(unicodedata.normalize("NFC", label).casefold().split())
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str  # canonical snake_case name used in every warehouse layer
+    header: str  # the spelling extracts.md gives
+    type: ColumnType
+    description: str
+    aliases: tuple[str, ...] = ()  # further header spellings accepted from senders
+
+    def accepted_headers(self) -> set[str]:
+        return {normalize_label(h) for h in (self.header, *self.aliases)}
+
+
+@dataclass(frozen=True)
+class Contract:
+    source: str  # the landing folder name
+    description: str
+    columns: tuple[Column, ...]
+    # Columns whose values form the partition key; "year:<col>" / "month:<col>" derive it from a date.
+    partition_by: tuple[str, ...]
+    scope_column: str = "omraade"  # holds an area, `Hele kommunen`, or a national level
+    allowed_levels: tuple[str, ...] = ("area", "kommune")
+    formats: tuple[str, ...] = ("csv",)
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+    @property
+    def suite_path(self) -> Path:
+        return EXPECTATIONS_DIR / f"{self.source}.json"
+
+    @property
+    def raw_table(self) -> str:
+        return f"raw.{self.source}"
+
+    @property
+    def staging_table(self) -> str:
+        return f"staging.{self.source}"
+
+
+@cache
+def all_contracts() -> dict[str, Contract]:
+    """Every contract module in this package, keyed by its landing folder name."""
+    contracts = {}
+    for module_info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        contract = module.CONTRACT
+        contracts[contract.source] = contract
+    return contracts
+
+
+def contract_for(source: str) -> Contract | None:
+    return all_contracts().get(source)

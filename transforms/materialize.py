@@ -1,0 +1,69 @@
+"""Reference data and models -> the `ref`, `core` and `marts` schemas of the warehouse."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import duckdb
+
+from transforms.reference import REFERENCE_TABLES, read_reference_table
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "warehouse" / "models"
+LAYERS = ("core", "marts")  # run in this order; inside a layer, in file-name order
+MEASURE_VIEW_PREFIX = "measures__"  # core views that feed core.measures
+
+
+def model_files() -> list[Path]:
+    return [path for layer in LAYERS for path in sorted((MODELS_DIR / layer).glob("*.sql"))]
+
+
+def model_fingerprint(reference_dir: Path) -> str:
+    """Changes whenever reference data or a model changes, i.e. whenever the marts must be rebuilt."""
+    digest = hashlib.sha256()
+    for path in [*sorted(Path(reference_dir).glob("*.csv")), *model_files()]:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def load_reference_tables(conn: duckdb.DuckDBPyConnection, reference_dir: Path) -> None:
+    for name in REFERENCE_TABLES:
+        frame = read_reference_table(reference_dir, name)
+        conn.register("reference_frame", frame)
+        conn.execute(f"CREATE OR REPLACE TABLE ref.{name} AS SELECT * FROM reference_frame")
+        conn.unregister("reference_frame")
+        conn.execute(f"COMMENT ON TABLE ref.{name} IS 'Reference data from {name}.csv (steward-editable).'")
+
+
+def _create_measures_union(conn: duckdb.DuckDBPyConnection) -> None:
+    views = [row[0] for row in conn.execute(
+        "SELECT view_name FROM duckdb_views() WHERE schema_name = 'core' AND starts_with(view_name, ?) "
+        "ORDER BY view_name", [MEASURE_VIEW_PREFIX]).fetchall()]
+    union = "\nUNION ALL\n".join(
+        f"SELECT level, scope_id, kommune_code, year::INTEGER AS year, measure, value::DOUBLE AS value FROM core.{v}"
+        for v in views
+    )
+    conn.execute(f"CREATE OR REPLACE VIEW core.measures AS {union}")
+    conn.execute("COMMENT ON VIEW core.measures IS 'Additive measures per level, scope and year from every source "
+                 "(union of the core.measures__<source> views).'")
+
+
+def materialize(warehouse: Path, reference_dir: Path) -> dict[str, int]:
+    """Rebuild ref tables, core views and marts tables in one transaction; returns mart row counts."""
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            load_reference_tables(conn, reference_dir)
+            for path in model_files():
+                conn.execute(path.read_text(encoding="utf-8"))
+                if path.parent.name == "core":
+                    _create_measures_union(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        tables = conn.execute(
+            "SELECT table_name, estimated_size FROM duckdb_tables() WHERE schema_name = 'marts' ORDER BY 1"
+        ).fetchall()
+    return {name: rows for name, rows in tables}

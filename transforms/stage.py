@@ -1,0 +1,118 @@
+"""Text rows -> staged, typed rows: Danish number and date formats, missing markers, the reporting
+level each row speaks for, and the partition key. Values that do not fit their type become row
+problems (the row is quarantined); a column in which no value fits rejects the file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from transforms.contracts import Contract
+from transforms.read import RejectedFile
+from transforms.reference import Reference
+
+MISSING_MARKERS = ("", "..")
+PROBLEM_SCHEMA = {"line_number": pl.Int64, "rule": pl.Utf8, "column_name": pl.Utf8, "value": pl.Utf8}
+
+# Danish CSV numbers: "." groups thousands, "," is the decimal mark. XLSX cells carry plain numbers.
+_DANISH_INT = r"^[+-]?(\d{1,3}(\.\d{3})+|\d+)$"
+_DANISH_DECIMAL = r"^[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?$"
+_PLAIN_INT = r"^[+-]?\d+(\.0+)?$"
+_PLAIN_DECIMAL = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
+_ISO_DATE = r"^\d{4}-\d{2}-\d{2}( 00:00:00)?$"
+
+TYPE_WORDS = {"int": "a whole number", "decimal": "a number", "date": "a date YYYY-MM-DD"}
+
+
+@dataclass(frozen=True)
+class StagedRows:
+    frame: pl.DataFrame  # line_number, scope_level, scope_id, kommune_code, partition_key, typed columns
+    problems: pl.DataFrame  # PROBLEM_SCHEMA: one row per value that did not fit its type
+
+
+def empty_problems() -> pl.DataFrame:
+    return pl.DataFrame(schema=PROBLEM_SCHEMA)
+
+
+def _cleaned(column: str) -> pl.Expr:
+    value = pl.col(column).str.strip_chars()
+    return pl.when(value.is_in(MISSING_MARKERS)).then(None).otherwise(value)
+
+
+def _typed(column: str, column_type: str, plain_numbers: bool) -> tuple[pl.Expr, pl.Expr]:
+    """(typed value, does-the-text-fit) for one column."""
+    text = _cleaned(column)
+    if column_type == "text":
+        return text, pl.lit(True)
+    if column_type == "date":
+        fits = text.str.contains(_ISO_DATE)
+        return text.str.slice(0, 10).str.strptime(pl.Date, "%Y-%m-%d", strict=False), fits
+    if plain_numbers:
+        pattern = _PLAIN_INT if column_type == "int" else _PLAIN_DECIMAL
+        number = text.cast(pl.Float64, strict=False)
+    else:
+        pattern = _DANISH_INT if column_type == "int" else _DANISH_DECIMAL
+        number = text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True).cast(
+            pl.Float64, strict=False
+        )
+    fits = text.str.contains(pattern)
+    return (number.cast(pl.Int64, strict=False) if column_type == "int" else number), fits
+
+
+def _scope_expressions(contract: Contract, reference: Reference) -> list[pl.Expr]:
+    key = (
+        pl.col(contract.scope_column).str.normalize("NFC").str.to_lowercase()
+        .str.replace_all(r"\s+", " ").str.strip_chars()
+    )
+    labels = reference.scopes_by_label
+    level = key.replace_strict({k: s.level for k, s in labels.items()}, default=None, return_dtype=pl.Utf8)
+    named_id = key.replace_strict({k: s.scope_id for k, s in labels.items()}, default=None, return_dtype=pl.Utf8)
+    kommune_code = pl.col("kommunekode").cast(pl.Utf8)
+    return [
+        key.alias("omraade_key"),
+        level.alias("scope_level"),
+        pl.when(level == "kommune").then(kommune_code).otherwise(named_id).alias("scope_id"),
+        kommune_code.alias("kommune_code"),
+    ]
+
+
+def _partition_key(contract: Contract) -> pl.Expr:
+    parts = []
+    for part in contract.partition_by:
+        kind, _, column = part.rpartition(":")
+        if kind == "year":
+            parts.append(pl.col(column).dt.year().cast(pl.Utf8))
+        elif kind == "month":
+            parts.append(pl.col(column).dt.strftime("%Y-%m"))
+        else:
+            parts.append(pl.col(column).cast(pl.Utf8))
+    return pl.concat_str(parts, separator="|").alias("partition_key")
+
+
+def stage_rows(raw: pl.DataFrame, contract: Contract, reference: Reference, plain_numbers: bool = False) -> StagedRows:
+    """Type the text rows of one delivery; `plain_numbers` for XLSX cells, which carry no Danish formatting."""
+    typed_columns, problems = [], []
+    for column in contract.columns:
+        typed, fits = _typed(column.name, column.type, plain_numbers)
+        checked = raw.select(
+            "line_number", pl.col(column.name).alias("value"), typed.alias("typed"), fits.alias("fits"),
+            _cleaned(column.name).is_not_null().alias("present"),
+        )
+        bad = checked.filter(pl.col("present") & ~(pl.col("fits") & pl.col("typed").is_not_null()))
+        present = checked["present"].sum()
+        if present and bad.height == present:
+            raise RejectedFile(
+                f"column {column.header!r}: no value is {TYPE_WORDS[column.type]} "
+                f"(first value {bad['value'][0]!r})"
+            )
+        if bad.height:
+            problems.append(bad.select(
+                "line_number", pl.lit(f"type_{column.type}").alias("rule"),
+                pl.lit(column.name).alias("column_name"), "value",
+            ))
+        typed_columns.append(typed.alias(column.name))
+    frame = raw.select("line_number", *typed_columns)
+    frame = frame.with_columns(_scope_expressions(contract, reference)).with_columns(_partition_key(contract))
+    problems_frame = pl.concat(problems) if problems else empty_problems()
+    return StagedRows(frame=frame, problems=problems_frame)

@@ -1,0 +1,113 @@
+"""Staged rows -> row problems, by the source's Great Expectations suite (expectations/<source>.json).
+
+Each expectation carries `meta.rule` (a short id stewards filter on) and `meta.column` (the delivered
+column to blame when the checked column is derived, e.g. the normalized area name). Sets that come from
+reference data are suite parameters (`{"$PARAMETER": ...}`) filled in here, so the suite files stay
+declarative and the reference files stay the one place to edit them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import threading
+from functools import cache
+from pathlib import Path
+
+import polars as pl
+
+from transforms.contracts import Contract
+from transforms.reference import Reference
+from transforms.stage import PROBLEM_SCHEMA
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+# One GX context serves the process; it is not documented as thread-safe and files are staged in threads.
+_GX_LOCK = threading.Lock()
+
+
+@cache
+def _context():
+    import great_expectations as gx
+
+    # GX pins some of its loggers to INFO (e.g. a line per context about its docs folder).
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("great_expectations"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = {"globally": False}
+    return context
+
+
+@cache
+def _batch_definition():
+    asset = _context().data_sources.add_pandas("staged_rows").add_dataframe_asset("delivery")
+    return asset.add_batch_definition_whole_dataframe("whole_delivery")
+
+
+def load_suite(path: Path):
+    """The suite file as a GX ExpectationSuite (re-read on every call: stewards may edit it)."""
+    from great_expectations.core.expectation_suite import ExpectationSuite
+
+    return ExpectationSuite(**json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def suite_parameters(reference: Reference, today: dt.date | None = None) -> dict:
+    today = today or dt.date.today()
+    return {
+        "current_year": today.year,
+        "today": today.isoformat(),
+        "kommune_codes": sorted(reference.kommune_codes),
+        "known_scopes": sorted(reference.scopes_by_label),
+        "municipal_indicators": sorted(reference.municipal_indicators),
+    }
+
+
+def _with_delivered_values(problems: pl.DataFrame, text_rows: pl.DataFrame) -> pl.DataFrame:
+    """Fill in the value as the sender wrote it, which is what a steward needs to see."""
+    lines = problems.filter(pl.col("value").is_null())["line_number"].unique()
+    if lines.is_empty():
+        return problems
+    delivered = (
+        text_rows.filter(pl.col("line_number").is_in(lines.implode()))
+        .unpivot(index="line_number", variable_name="column_name", value_name="delivered")
+    )
+    return (
+        problems.join(delivered, on=["line_number", "column_name"], how="left")
+        .with_columns(pl.coalesce("value", "delivered").alias("value"))
+        .select(PROBLEM_SCHEMA.keys())
+    )
+
+
+def validate_rows(staged_rows: pl.DataFrame, type_problems: pl.DataFrame, text_rows: pl.DataFrame,
+                  contract: Contract, reference: Reference, today: dt.date | None = None) -> pl.DataFrame:
+    """Every (line, rule, column, delivered value) the suite finds broken, typing problems included."""
+    suite = load_suite(contract.suite_path)
+    with _GX_LOCK:
+        batch = _batch_definition().get_batch(batch_parameters={"dataframe": staged_rows.to_pandas()})
+        result = batch.validate(
+            suite,
+            expectation_parameters=suite_parameters(reference, today),
+            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["line_number"]},
+        )
+    findings = []
+    for outcome in result.results:
+        if outcome.success:
+            continue
+        config = outcome.expectation_config
+        if outcome.exception_info.get("raised_exception"):
+            raise RuntimeError(f"expectation {config.type} could not run: {outcome.exception_info['exception_message']}")
+        rule = config.meta.get("rule", config.type)
+        column = config.meta.get("column") or config.kwargs.get("column") or config.kwargs.get("column_A")
+        lines = [int(hit["line_number"]) for hit in outcome.result.get("unexpected_index_list") or []]
+        findings.append(pl.DataFrame(
+            {"line_number": lines, "rule": [rule] * len(lines), "column_name": [column] * len(lines),
+             "value": [None] * len(lines)},
+            schema=PROBLEM_SCHEMA,
+        ))
+    suite_problems = pl.concat(findings) if findings else type_problems.clear()
+    # A value that could not be typed reads as missing to the suite; report it once, as the type problem.
+    suite_problems = suite_problems.join(type_problems, on=["line_number", "column_name"], how="anti")
+    problems = pl.concat([type_problems, suite_problems]).unique(maintain_order=True).sort("line_number", maintain_order=True)
+    return _with_delivered_values(problems, text_rows)

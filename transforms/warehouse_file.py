@@ -1,0 +1,75 @@
+"""The published warehouse file and how a run replaces it.
+
+Analysts open FILE read-only at any time, and DuckDB lets no writer in while they do. So a run never
+writes FILE: it copies it to a build file beside it, writes there, checkpoints, and atomically renames
+the build over FILE. Open readers keep the snapshot they opened; new connections see the new run; a
+run that dies leaves FILE untouched. A lock file keeps runs from building at the same time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+
+class WarehouseUnavailable(Exception):
+    """The run cannot start: the warehouse path is unusable."""
+
+
+def check_warehouse_path(warehouse: Path) -> Path:
+    warehouse = Path(warehouse).resolve()
+    if warehouse.is_dir():
+        raise WarehouseUnavailable(f"--warehouse {warehouse} is a directory; give a file path such as {warehouse}/boligdata.duckdb")
+    if not warehouse.parent.is_dir():
+        raise WarehouseUnavailable(f"folder {warehouse.parent} for the warehouse does not exist")
+    if not os.access(warehouse.parent, os.W_OK):
+        raise WarehouseUnavailable(f"folder {warehouse.parent} is not writable")
+    return warehouse
+
+
+def build_path(warehouse: Path) -> Path:
+    return warehouse.with_name(f".{warehouse.name}.building")
+
+
+def default_archive_dir(warehouse: Path) -> Path:
+    return warehouse.with_name(f"{warehouse.stem}_archive")
+
+
+@contextlib.contextmanager
+def writer_lock(warehouse: Path) -> Iterator[None]:
+    """Hold the one-writer lock for FILE for the duration of a run (waits for a running one)."""
+    lock_path = warehouse.with_name(f".{warehouse.name}.lock")
+    with open(lock_path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def warehouse_build(warehouse: Path) -> Iterator[Path]:
+    """A private copy of FILE to write into; removed if the run fails before publishing it."""
+    build = build_path(warehouse)
+    build.unlink(missing_ok=True)  # left by a run that was killed
+    if warehouse.exists():
+        shutil.copyfile(warehouse, build)
+    try:
+        yield build
+    finally:
+        build.unlink(missing_ok=True)
+
+
+def publish(build: Path, warehouse: Path) -> None:
+    """Make the build the warehouse in one atomic step."""
+    with duckdb.connect(str(build)) as conn:
+        conn.execute("CHECKPOINT")
+    with open(build, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(build, warehouse)

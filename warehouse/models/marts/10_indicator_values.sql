@@ -1,0 +1,51 @@
+-- Every catalog indicator (ref.indicators) at every level with data. Rates combine areas by summing
+-- numerators and denominators; a plan figure needs every one of the plan's areas for that measure.
+CREATE OR REPLACE TABLE marts.indicator_values AS
+WITH plan_sizes AS (
+    SELECT plan_id, count(*) AS area_count FROM ref.plan_areas GROUP BY plan_id
+),
+plan_measures AS (
+    SELECT m.measure, 'plan' AS level, pa.plan_id AS scope_id, m.year, sum(m.value) AS value
+    FROM core.measures AS m
+    JOIN ref.plan_areas AS pa ON m.level = 'area' AND m.scope_id = pa.area_id
+    JOIN plan_sizes AS ps ON ps.plan_id = pa.plan_id
+    GROUP BY m.measure, pa.plan_id, m.year, ps.area_count
+    HAVING count(DISTINCT m.scope_id) = ps.area_count
+),
+scoped_measures AS (
+    SELECT measure, level, scope_id, year, value FROM core.measures
+    UNION ALL
+    SELECT measure, level, scope_id, year, value FROM plan_measures
+),
+indicator_inputs AS (
+    SELECT i.indicator, i.unit, i.scale, i.denominator_measure, n.level, n.scope_id, n.year,
+           n.value AS numerator, d.value AS denominator
+    FROM ref.indicators AS i
+    JOIN scoped_measures AS n ON n.measure = i.numerator_measure
+    LEFT JOIN scoped_measures AS d
+        ON d.measure = i.denominator_measure AND d.level = n.level AND d.scope_id = n.scope_id AND d.year = n.year
+)
+SELECT
+    indicator,
+    level,
+    scope_id,
+    year::INTEGER AS year,
+    CASE WHEN denominator_measure IS NULL THEN numerator
+         WHEN denominator > 0 THEN scale * numerator / denominator END AS value,
+    numerator,
+    denominator,
+    unit,
+    false AS suppressed
+FROM indicator_inputs
+ORDER BY indicator, level, scope_id, year;
+
+COMMENT ON TABLE marts.indicator_values IS 'One row per (indicator, level, scope_id, year): the indicator value with its numerator and denominator.';
+COMMENT ON COLUMN marts.indicator_values.indicator IS 'Catalog id (ref.indicators), e.g. afgoerelser_pr_1000.';
+COMMENT ON COLUMN marts.indicator_values.level IS 'area, plan, kommune or national.';
+COMMENT ON COLUMN marts.indicator_values.scope_id IS 'Area id, plan id, kommune code (text), landsplan or sub.';
+COMMENT ON COLUMN marts.indicator_values.year IS 'Calendar year.';
+COMMENT ON COLUMN marts.indicator_values.value IS 'The indicator in its unit; NULL when suppressed or not computable (e.g. a zero denominator).';
+COMMENT ON COLUMN marts.indicator_values.numerator IS 'Summed numerator (for counts: the count).';
+COMMENT ON COLUMN marts.indicator_values.denominator IS 'Summed denominator; NULL for counts.';
+COMMENT ON COLUMN marts.indicator_values.unit IS 'pct, per_1000, count, grade or kr.';
+COMMENT ON COLUMN marts.indicator_values.suppressed IS 'True when the value is hidden by disclosure control.';
