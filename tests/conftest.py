@@ -30,7 +30,16 @@ def sigtelser_year(year: int, area: str, afgoerelser=(30, 5, 10), sigtelser=(60,
     return rows
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
+def prefect_server():
+    """One temporary Prefect server for every test that runs a flow (starting one costs seconds)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
+
+
+@pytest.fixture(scope="session")
 def golden() -> Path:
     if not GOLDEN.is_dir():
         pytest.skip("../shared/golden is not beside this checkout")

@@ -1,0 +1,102 @@
+"""The real Prefect flow, under one temporary Prefect server for the whole session."""
+
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import duckdb
+import pytest
+from conftest import NOEGLETAL_HEADER, SIGTELSER_HEADER, sigtelser_year, write_extract
+from flows.pipeline import run_pipeline
+from transforms.reference import DEFAULT_REFERENCE_DIR
+
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+def query(warehouse, sql):
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def small_landing(landing):
+    write_extract(landing / "politi_sigtelser" / "s.csv",
+                  [SIGTELSER_HEADER, *sigtelser_year(2016, "Motalavej"), "2016;330;Motalvej;I alt;1;1;1;1"])
+    write_extract(landing / "kommune_noegletal" / "n.csv", [NOEGLETAL_HEADER, "2016;330;Motalavej;befolkning;1.500;"])
+    (landing / "politi_sigtelser" / "garbage.csv").write_bytes(b"\x00\xff\xfe\x00garbage")
+    write_extract(landing / "politi_nyt" / "x.csv", ["a;b", "1;2"])
+
+
+def test_run_records_every_file_and_builds_the_marts(tmp_path):
+    landing, warehouse = tmp_path / "landing", tmp_path / "w.duckdb"
+    small_landing(landing)
+    summary = run_pipeline(landing=str(landing), warehouse=str(warehouse))
+
+    assert summary.status_counts == {"loaded": 1, "loaded_with_quarantine": 1, "rejected": 2}
+    assert query(warehouse, "SELECT source, file_name, status, reason FROM meta.deliveries ORDER BY source, file_name") == [
+        ("kommune_noegletal", "n.csv", "loaded", None),
+        ("politi_nyt", "x.csv", "rejected", "unknown source folder 'politi_nyt'"),
+        ("politi_sigtelser", "garbage.csv", "rejected", "not a text file: it contains NUL bytes"),
+        ("politi_sigtelser", "s.csv", "loaded_with_quarantine", None),
+    ]
+    assert query(warehouse, """SELECT value FROM marts.indicator_values
+        WHERE indicator = 'afgoerelser_pr_1000' AND level = 'area' AND scope_id = 'motalavej' AND year = 2016""") == [(30.0,)]
+    assert summary.total("rows_quarantined") == 1
+    assert "Deliveries: 4 (1 loaded, 1 loaded_with_quarantine, 2 rejected)" in summary.render()
+    (run_id,) = query(warehouse, "SELECT DISTINCT run_id FROM meta.deliveries")[0]
+    assert query(warehouse, "SELECT run_id, new_deliveries FROM meta.runs") == [(run_id, 4)]
+
+    # A second run with nothing new leaves the file exactly as it was.
+    before = warehouse.stat()
+    again = run_pipeline(landing=str(landing), warehouse=str(warehouse))
+    assert again.ledger_rows == [] and "Nothing new" in again.render()
+    assert (warehouse.stat().st_ino, warehouse.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def test_a_failed_run_leaves_the_last_completed_warehouse(tmp_path):
+    landing, warehouse = tmp_path / "landing", tmp_path / "w.duckdb"
+    small_landing(landing)
+    run_pipeline(landing=str(landing), warehouse=str(warehouse))
+    published = warehouse.read_bytes()
+
+    broken_reference = tmp_path / "reference"
+    shutil.copytree(DEFAULT_REFERENCE_DIR, broken_reference)
+    (broken_reference / "indicators.csv").write_text("indicator;scale\nx;not-a-number\n", encoding="utf-8")
+    write_extract(landing / "politi_sigtelser" / "more.csv", [SIGTELSER_HEADER, *sigtelser_year(2017, "Motalavej")])
+    with pytest.raises(Exception):
+        run_pipeline(landing=str(landing), warehouse=str(warehouse), reference_dir=str(broken_reference))
+
+    assert warehouse.read_bytes() == published
+    assert not list(tmp_path.glob(".w.duckdb.building"))
+    # the next good run takes the file in as if the failed run had never happened
+    summary = run_pipeline(landing=str(landing), warehouse=str(warehouse))
+    assert [(r["file_name"], r["status"]) for r in summary.ledger_rows] == [("more.csv", "loaded")]
+
+
+def test_an_analyst_holding_the_file_open_neither_blocks_nor_sees_a_half_run(tmp_path):
+    landing, warehouse = tmp_path / "landing", tmp_path / "w.duckdb"
+    small_landing(landing)
+    run_pipeline(landing=str(landing), warehouse=str(warehouse))
+    analyst = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import duckdb, sys
+            con = duckdb.connect({str(warehouse)!r}, read_only=True)
+            count = lambda: con.execute("SELECT count(*) FROM meta.deliveries").fetchall()[0][0]
+            print(count(), flush=True)
+            sys.stdin.readline()          # the pipeline runs meanwhile
+            print(count(), flush=True)
+        """)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert analyst.stdout.readline().strip() == "4"
+        write_extract(landing / "politi_sigtelser" / "2017.csv", [SIGTELSER_HEADER, *sigtelser_year(2017, "Motalavej")])
+        summary = run_pipeline(landing=str(landing), warehouse=str(warehouse))
+        assert summary.status_counts == {"loaded": 1}
+        analyst.stdin.write("\n")
+        analyst.stdin.flush()
+        assert analyst.stdout.readline().strip() == "4"  # the open connection keeps its snapshot
+    finally:
+        analyst.communicate(timeout=30)
+    assert query(warehouse, "SELECT count(*) FROM meta.deliveries") == [(5,)]  # a new connection sees the run

@@ -1,0 +1,168 @@
+"""Ledger, partitions and marts, exercised as plain functions (no Prefect)."""
+
+import os
+import time
+
+import duckdb
+import pytest
+from conftest import NOEGLETAL_HEADER, SIGTELSER_HEADER, sigtelser_year, write_extract
+
+from transforms import ingest
+from transforms.deliveries import LedgerSnapshot, plan_deliveries
+from transforms.load import ensure_schema, record_delivery
+from transforms.materialize import materialize
+from transforms.reference import DEFAULT_REFERENCE_DIR
+
+
+def land(landing, source, name, lines, mtime=None):
+    path = write_extract(landing / source / name, lines)
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+    return path
+
+
+def ingest_all(landing, warehouse):
+    """The flow's steps in order, without Prefect; returns the ledger rows written."""
+    with duckdb.connect(str(warehouse)) as conn:
+        ensure_schema(conn)
+    rows = []
+    for delivery in plan_deliveries(landing, LedgerSnapshot.read(warehouse)):
+        delivery = ingest.read_delivery(delivery, warehouse.parent / "archive")
+        delivery = ingest.stage_delivery(delivery, DEFAULT_REFERENCE_DIR)
+        delivery = ingest.validate_delivery(delivery, DEFAULT_REFERENCE_DIR)
+        rows.append(record_delivery(warehouse, delivery, "test-run"))
+    materialize(warehouse, DEFAULT_REFERENCE_DIR)
+    return rows
+
+
+def query(warehouse, sql):
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        return conn.execute(sql).fetchall()
+
+
+@pytest.fixture
+def paths(tmp_path):
+    return tmp_path / "landing", tmp_path / "w.duckdb"
+
+
+def test_unknown_folder_and_loose_files_are_rejected_before_parsing(paths):
+    landing, warehouse = paths
+    land(landing, "politi_ukendt", "x.csv", ["a;b", "1;2"])
+    write_extract(landing / "loose.csv", ["a;b"])
+    rows = ingest_all(landing, warehouse)
+    assert {(r["file_name"], r["status"], r["reason"]) for r in rows} == {
+        ("x.csv", "rejected", "unknown source folder 'politi_ukendt'"),
+        ("loose.csv", "rejected", "file is not inside a source folder (landing/<source>/<file>)"),
+    }
+
+
+def test_temporary_and_hidden_files_are_not_deliveries_yet(paths):
+    landing, _ = paths
+    land(landing, "politi_sigtelser", "a.csv.part", [SIGTELSER_HEADER])
+    land(landing, "politi_sigtelser", ".a.csv", [SIGTELSER_HEADER])
+    land(landing, "politi_sigtelser", "~$a.xlsx", [SIGTELSER_HEADER])
+    assert plan_deliveries(landing, LedgerSnapshot(1, frozenset(), {})) == []
+
+
+def test_ledger_records_counts_archive_and_quarantine(paths):
+    landing, warehouse = paths
+    land(landing, "politi_sigtelser", "s.csv", [SIGTELSER_HEADER, *sigtelser_year(2016, "Sydbyen"),
+                                                "2016;330;Sydbyn;I alt;1;1;1;1"])
+    (row,) = ingest_all(landing, warehouse)
+    assert (row["status"], row["rows_read"], row["rows_loaded"], row["rows_quarantined"]) == ("loaded_with_quarantine", 5, 4, 1)
+    assert query(warehouse, "SELECT delivery_id, line_number, rule, column_name, value, status, partition_key FROM meta.quarantine") == [
+        (1, 6, "unknown_area", "omraade", "Sydbyn", "open", "330|2016")]
+    assert open(row["archive_path"], "rb").read() == (landing / "politi_sigtelser" / "s.csv").read_bytes()
+    assert query(warehouse, "SELECT count(*) FROM raw.politi_sigtelser") == [(5,)]
+    assert query(warehouse, "SELECT count(*), min(line_number), max(line_number) FROM staging.politi_sigtelser") == [(4, 2, 5)]
+
+
+def test_same_file_again_is_skipped_and_same_bytes_elsewhere_is_a_duplicate(paths):
+    landing, warehouse = paths
+    lines = [SIGTELSER_HEADER, *sigtelser_year(2016, "Sydbyen")]
+    land(landing, "politi_sigtelser", "s.csv", lines)
+    ingest_all(landing, warehouse)
+    assert ingest_all(landing, warehouse) == []  # nothing new: the same name with the same bytes
+    land(landing, "politi_sigtelser", "copy_of_s.csv", lines)
+    (row,) = ingest_all(landing, warehouse)
+    assert (row["status"], row["reason"]) == ("duplicate", "same bytes as delivery 1")
+    assert query(warehouse, "SELECT count(*) FROM staging.politi_sigtelser") == [(4,)]
+
+
+def test_a_correction_replaces_only_the_partitions_it_contains(paths):
+    landing, warehouse = paths
+    now = time.time()
+    land(landing, "politi_sigtelser", "first.csv",
+         [SIGTELSER_HEADER, *sigtelser_year(2016, "Sydbyen"), *sigtelser_year(2017, "Sydbyen")], mtime=now - 60)
+    ingest_all(landing, warehouse)
+    land(landing, "politi_sigtelser", "correction_2017.csv",
+         [SIGTELSER_HEADER, *sigtelser_year(2017, "Sydbyen", afgoerelser=(1, 1, 1))], mtime=now)
+    ingest_all(landing, warehouse)
+    assert query(warehouse, """SELECT aar, delivery_id, afgoerelser FROM staging.politi_sigtelser
+                               WHERE lovomraade = 'I alt' ORDER BY aar""") == [(2016, 1, 45), (2017, 2, 3)]
+    assert query(warehouse, "SELECT partition_key, delivery_id, superseded_by FROM meta.partitions ORDER BY 1, 2") == [
+        ("330|2016", 1, None), ("330|2017", 1, 2), ("330|2017", 2, None)]
+    assert query(warehouse, "SELECT delivery_id, status FROM meta.deliveries ORDER BY 1") == [(1, "loaded"), (2, "loaded")]
+    # the superseded rows stay auditable in raw
+    assert query(warehouse, "SELECT count(*) FROM raw.politi_sigtelser WHERE delivery_id = 1") == [(8,)]
+
+    land(landing, "politi_sigtelser", "correction_2016.csv",
+         [SIGTELSER_HEADER, *sigtelser_year(2016, "Sydbyen", afgoerelser=(2, 2, 2))], mtime=now + 60)
+    ingest_all(landing, warehouse)
+    assert query(warehouse, "SELECT delivery_id, status FROM meta.deliveries ORDER BY 1") == [
+        (1, "superseded"), (2, "loaded"), (3, "loaded")]
+
+
+def test_a_rejected_file_loads_nothing_and_keeps_the_previous_data(paths):
+    landing, warehouse = paths
+    land(landing, "politi_sigtelser", "good.csv", [SIGTELSER_HEADER, *sigtelser_year(2016, "Sydbyen")])
+    ingest_all(landing, warehouse)
+    land(landing, "politi_sigtelser", "bad.csv", ["År;Kommunekode;Område", "2016;330;Sydbyen"])
+    (row,) = ingest_all(landing, warehouse)
+    assert row["status"] == "rejected"
+    assert row["reason"].startswith("missing required column(s): Lovområde")
+    assert os.path.exists(row["archive_path"])
+    assert query(warehouse, "SELECT count(*), min(delivery_id) FROM staging.politi_sigtelser") == [(4, 1)]
+
+
+def test_marts_sum_numerators_and_denominators_and_need_every_plan_area(paths):
+    landing, warehouse = paths
+    population = {"Motalavej": 1000, "Ringparken": 2000, "Sydbyen": 1000, "Skælskør": 500, "Hele kommunen": 80000}
+    afgoerelser = {"Motalavej": (20, 5, 5), "Ringparken": (30, 10, 10), "Sydbyen": (10, 0, 0), "Skælskør": (2, 0, 0),
+                   "Hele kommunen": (600, 100, 100)}
+    sigtelser = []
+    noegletal = []
+    for area, people in population.items():
+        sigtelser += sigtelser_year(2016, area, afgoerelser=afgoerelser[area])
+        noegletal.append(f"2016;330;{area};befolkning;{people};")
+    sigtelser += sigtelser_year(2017, "Motalavej")  # 2017: only one area of the plan
+    noegletal.append("2017;330;Motalavej;befolkning;1000;")
+    land(landing, "politi_sigtelser", "s.csv", [SIGTELSER_HEADER, *sigtelser])
+    land(landing, "kommune_noegletal", "n.csv", [NOEGLETAL_HEADER, *noegletal])
+    ingest_all(landing, warehouse)
+    values = {(lvl, scope, year): (value, num, den) for lvl, scope, year, value, num, den in query(warehouse, """
+        SELECT level, scope_id, year, value, numerator, denominator FROM marts.indicator_values
+        WHERE indicator = 'afgoerelser_pr_1000'""")}
+    assert values[("area", "motalavej", 2016)] == (30.0, 30.0, 1000.0)
+    assert values[("kommune", "330", 2016)] == (10.0, 800.0, 80000.0)
+    # (30 + 50 + 10 + 2) / (1000 + 2000 + 1000 + 500) * 1000, not the mean of the four rates
+    assert values[("plan", "slagelse-2017", 2016)] == pytest.approx((92 / 4.5, 92.0, 4500.0))
+    assert values[("plan", "en-faelles-indsats-2021", 2016)] == pytest.approx((90 / 4.0, 90.0, 4000.0))
+    assert ("plan", "slagelse-2017", 2017) not in values  # three of four areas missing: no plan figure
+    assert ("area", "motalavej", 2017) in values
+    vs_kommune = query(warehouse, """SELECT value, kommune_value, difference, better_than_kommune
+        FROM marts.indicator_vs_kommune WHERE indicator = 'afgoerelser_pr_1000' AND scope_id = 'sydbyen' AND year = 2016""")
+    assert vs_kommune == [(10.0, 10.0, 0.0, False)]
+    assert query(warehouse, """SELECT better_than_kommune FROM marts.indicator_vs_kommune
+        WHERE indicator = 'afgoerelser_pr_1000' AND scope_id = 'skaelskoer' AND year = 2016""") == [(True,)]
+
+
+def test_every_public_table_and_column_is_described(paths):
+    landing, warehouse = paths
+    ingest_all(landing, warehouse)
+    undocumented = query(warehouse, """
+        SELECT schema_name || '.' || table_name || '.' || column_name FROM duckdb_columns()
+        WHERE schema_name IN ('marts', 'meta', 'staging', 'raw') AND (comment IS NULL OR comment = '')""")
+    assert undocumented == []
+    assert query(warehouse, """SELECT count(*) FROM duckdb_tables()
+        WHERE schema_name IN ('marts', 'meta', 'staging', 'raw') AND (comment IS NULL OR comment = '')""") == [(0,)]
