@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import traceback
 from pathlib import Path
 
 # Nothing we run phones home (spec/stack-notes.md).
@@ -24,6 +25,7 @@ SELECT indicator, scope_id AS "område/plan", year,
 FROM marts.indicator_vs_kommune
 WHERE year = (SELECT max(year) FROM marts.indicator_vs_kommune v2 WHERE v2.indicator = indicator_vs_kommune.indicator)
   AND ($indicator IS NULL OR indicator = $indicator)
+  AND ($level = 'all' OR level = $level)
 ORDER BY indicator, level DESC, scope_id
 """
 
@@ -31,6 +33,14 @@ ORDER BY indicator, level DESC, scope_id
 def _fail(message: str, code: int) -> int:
     print(f"boligdata: {message}", file=sys.stderr)
     return code
+
+
+def _release_frames(error: BaseException | None) -> None:
+    """Drop the locals of a failed run's frames (open DuckDB handles among them): Prefect keeps the
+    exception in its states, and DuckDB's bindings complain about handles still alive at exit."""
+    while error is not None:
+        traceback.clear_frames(error.__traceback__)
+        error = error.__cause__ or error.__context__
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -42,8 +52,8 @@ def _run(args: argparse.Namespace) -> int:
         check_warehouse_path(args.warehouse)
     except WarehouseUnavailable as problem:
         return _fail(str(problem), 2)
-    if not args.verbose:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    if not args.verbose:  # our own progress lines only; a failure still ends in one line below
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
     from flows.pipeline import run_pipeline  # Prefect's import is slow; keep --help and checks fast
 
     progress = logging.getLogger("boligdata")
@@ -59,7 +69,8 @@ def _run(args: argparse.Namespace) -> int:
         )
     except Exception as error:  # the run could not complete; the warehouse is as the last run left it
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        return _fail(f"run failed, warehouse unchanged: {reason}", 1)
+        _release_frames(error)
+        return _fail(f"run failed, warehouse unchanged: {reason}" + ("" if args.verbose else " (-v shows details)"), 1)
     print(summary.render())
     return 0
 
@@ -70,7 +81,7 @@ def _indicators(args: argparse.Namespace) -> int:
     if not args.warehouse.is_file():
         return _fail(f"no warehouse at {args.warehouse}; run `boligdata run` first", 2)
     with duckdb.connect(str(args.warehouse), read_only=True) as conn:
-        table = conn.sql(INDICATORS_VS_KOMMUNE, params={"indicator": args.indicator})
+        table = conn.sql(INDICATORS_VS_KOMMUNE, params={"indicator": args.indicator, "level": args.level})
         table.show(max_rows=200, max_width=200)
     return 0
 
@@ -87,9 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-v", "--verbose", action="store_true", help="show Prefect's own log lines")
     run.set_defaults(handler=_run)
 
-    show = commands.add_parser("indicators", help="print the latest indicators of each area and plan beside the kommune")
+    show = commands.add_parser("indicators", help="print each indicator's latest year per plan (or area) beside the kommune")
     show.add_argument("--warehouse", type=Path, required=True)
     show.add_argument("--indicator", help="only this catalog id")
+    show.add_argument("--level", choices=("plan", "area", "all"), default="plan", help="plans (default), areas, or both")
     show.set_defaults(handler=_indicators)
     return parser
 

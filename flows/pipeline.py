@@ -19,7 +19,7 @@ from transforms import ingest
 from transforms.deliveries import Delivery, LedgerSnapshot, plan_deliveries
 from transforms.load import ensure_schema, record_delivery
 from transforms.materialize import materialize, model_fingerprint
-from transforms.reference import DEFAULT_REFERENCE_DIR
+from transforms.reference import DEFAULT_REFERENCE_DIR, check_reference_tables
 from transforms.run_summary import RunSummary, record_run
 from transforms.warehouse_file import (
     check_warehouse_path, default_archive_dir, publish, warehouse_build, writer_lock,
@@ -90,6 +90,7 @@ def run_pipeline(landing: str, warehouse: str, reference_dir: str | None = None,
     archive = Path(archive_dir).resolve() if archive_dir else default_archive_dir(warehouse_file)
     run_id = str(flow_run.id or "local")
     started_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    check_reference_tables(reference)
     fingerprint = model_fingerprint(reference)
 
     with writer_lock(warehouse_file):
@@ -99,8 +100,8 @@ def run_pipeline(landing: str, warehouse: str, reference_dir: str | None = None,
             progress.info("nothing new under %s; the warehouse is unchanged", landing_dir)
             return summary
         with warehouse_build(warehouse_file) as build:
-            previous = prepare_warehouse.submit(build)
-            loads = []
+            prepared = prepare_warehouse.submit(build)
+            previous, loads = prepared, []
             for delivery in deliveries:
                 read = read_delivery.submit(delivery, archive)
                 staged = stage_delivery.submit(read, reference)
@@ -108,6 +109,6 @@ def run_pipeline(landing: str, warehouse: str, reference_dir: str | None = None,
                 previous = load_delivery.submit(validated, build, run_id, wait_for=[previous])
                 loads.append(previous)
             summary.ledger_rows = [load.result() for load in loads]
-            summary.mart_rows = materialize_marts.submit(build, reference, wait_for=[previous]).result()
+            summary.mart_rows = materialize_marts.submit(build, reference, wait_for=[prepared, *loads]).result()
             publish_warehouse(build, warehouse_file, summary)
     return summary

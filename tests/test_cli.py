@@ -1,3 +1,4 @@
+import shutil
 import subprocess
 import sys
 
@@ -5,6 +6,7 @@ import duckdb
 
 from conftest import REPO
 from flows.cli import main
+from transforms.reference import DEFAULT_REFERENCE_DIR
 
 
 def test_a_warehouse_path_that_is_a_directory_stops_the_run_with_one_line(tmp_path, capsys):
@@ -21,12 +23,28 @@ def test_a_missing_landing_folder_stops_the_run(tmp_path, capsys):
     assert not (tmp_path / "w.duckdb").exists()
 
 
+def boligdata(*args, timeout=300):
+    installed = REPO / ".venv" / "bin" / "boligdata"
+    command = [str(installed)] if installed.exists() else [sys.executable, "-m", "flows.cli"]
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_run_that_cannot_complete_exits_non_zero_with_one_line_and_no_warehouse(tmp_path):
+    reference = tmp_path / "reference"
+    shutil.copytree(DEFAULT_REFERENCE_DIR, reference)
+    (reference / "plans.csv").write_text("plan_id;start_date\nx;someday\n", encoding="utf-8")
+    run = boligdata("run", "--landing", str(REPO / "demo" / "landing"), "--warehouse", str(tmp_path / "w.duckdb"),
+                    "--reference", str(reference))
+    assert run.returncode == 1
+    assert run.stderr.strip().count("\n") == 0, run.stderr
+    assert run.stderr.startswith(f"boligdata: run failed, warehouse unchanged: reference file {reference / 'plans.csv'}: missing column(s) name")
+    assert run.stdout.splitlines()[1:] == []  # stopped before any file was touched
+    assert not (tmp_path / "w.duckdb").exists()
+
+
 def test_the_installed_command_runs_the_demo_and_prints_indicators(tmp_path):
     warehouse = tmp_path / "demo.duckdb"
-    boligdata = REPO / ".venv" / "bin" / "boligdata"
-    command = [str(boligdata)] if boligdata.exists() else [sys.executable, "-m", "flows.cli"]
-    run = subprocess.run([*command, "run", "--landing", str(REPO / "demo" / "landing"), "--warehouse", str(warehouse)],
-                         capture_output=True, text=True, timeout=300)
+    run = boligdata("run", "--landing", str(REPO / "demo" / "landing"), "--warehouse", str(warehouse))
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert "politi_sigtelser/sigtelser_slagelse_2019-2021.csv: loaded (60 of 60 rows loaded)" in lines
@@ -36,6 +54,8 @@ def test_the_installed_command_runs_the_demo_and_prints_indicators(tmp_path):
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         assert conn.execute("SELECT rule, value FROM meta.quarantine").fetchall() == [("unknown_area", "Motalvej")]
 
-    shown = subprocess.run([*command, "indicators", "--warehouse", str(warehouse)], capture_output=True, text=True, timeout=120)
+    shown = boligdata("indicators", "--warehouse", str(warehouse), timeout=120)
     assert shown.returncode == 0, shown.stderr
-    assert "afgoerelser_pr_1000" in shown.stdout and "en-faelles-indsats-2021" in shown.stdout and "2021" in shown.stdout
+    rows = [line for line in shown.stdout.splitlines() if "afgoerelser_pr_1000" in line]
+    assert [row.split("│")[2].strip() for row in rows] == ["en-faelles-indsats-2021", "slagelse-2017"]
+    assert all("2021" in row and "worse" in row for row in rows)

@@ -1,6 +1,7 @@
 """The real Prefect flow, under one temporary Prefect server for the whole session."""
 
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -9,7 +10,7 @@ import duckdb
 import pytest
 from conftest import NOEGLETAL_HEADER, SIGTELSER_HEADER, sigtelser_year, write_extract
 from flows.pipeline import run_pipeline
-from transforms.reference import DEFAULT_REFERENCE_DIR
+from transforms.reference import DEFAULT_REFERENCE_DIR, ReferenceDataError
 
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -54,7 +55,7 @@ def test_run_records_every_file_and_builds_the_marts(tmp_path):
     assert (warehouse.stat().st_ino, warehouse.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
 
-def test_a_failed_run_leaves_the_last_completed_warehouse(tmp_path):
+def test_a_broken_reference_file_stops_the_run_before_it_touches_anything(tmp_path):
     landing, warehouse = tmp_path / "landing", tmp_path / "w.duckdb"
     small_landing(landing)
     run_pipeline(landing=str(landing), warehouse=str(warehouse))
@@ -64,7 +65,7 @@ def test_a_failed_run_leaves_the_last_completed_warehouse(tmp_path):
     shutil.copytree(DEFAULT_REFERENCE_DIR, broken_reference)
     (broken_reference / "indicators.csv").write_text("indicator;scale\nx;not-a-number\n", encoding="utf-8")
     write_extract(landing / "politi_sigtelser" / "more.csv", [SIGTELSER_HEADER, *sigtelser_year(2017, "Motalavej")])
-    with pytest.raises(Exception):
+    with pytest.raises(ReferenceDataError, match="indicators.csv: missing column"):
         run_pipeline(landing=str(landing), warehouse=str(warehouse), reference_dir=str(broken_reference))
 
     assert warehouse.read_bytes() == published
@@ -100,3 +101,30 @@ def test_an_analyst_holding_the_file_open_neither_blocks_nor_sees_a_half_run(tmp
     finally:
         analyst.communicate(timeout=30)
     assert query(warehouse, "SELECT count(*) FROM meta.deliveries") == [(5,)]  # a new connection sees the run
+
+
+def test_a_killed_run_leaves_the_last_completed_warehouse_and_the_next_run_recovers(tmp_path):
+    landing, warehouse = tmp_path / "landing", tmp_path / "w.duckdb"
+    small_landing(landing)
+    run_pipeline(landing=str(landing), warehouse=str(warehouse))
+    published = warehouse.read_bytes()
+    for year in range(2010, 2016):  # enough files that the kill lands between loads
+        write_extract(landing / "politi_sigtelser" / f"{year}.csv", [SIGTELSER_HEADER, *sigtelser_year(year, "Motalavej")])
+
+    run = subprocess.Popen([sys.executable, "-m", "flows.cli", "run", "--landing", str(landing), "--warehouse", str(warehouse)],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        for line in run.stdout:
+            if ": loaded" in line:  # one delivery is in the build, the others are not
+                run.send_signal(signal.SIGKILL)
+                break
+    finally:
+        run.wait(timeout=60)
+    assert run.returncode == -signal.SIGKILL
+    assert warehouse.read_bytes() == published
+    assert (tmp_path / ".w.duckdb.building").exists()  # the killed run's half-built copy
+
+    summary = run_pipeline(landing=str(landing), warehouse=str(warehouse))
+    assert summary.status_counts == {"loaded": 6}
+    assert not (tmp_path / ".w.duckdb.building").exists()
+    assert query(warehouse, "SELECT count(*) FROM meta.deliveries") == [(10,)]

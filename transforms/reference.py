@@ -14,26 +14,44 @@ from transforms.contracts import normalize_label
 
 DEFAULT_REFERENCE_DIR = Path(__file__).resolve().parents[1] / "warehouse" / "reference"
 
-# file stem -> column types (everything else is text)
+# file stem -> its columns and their types
+TEXT, CODE, DATE = pl.Utf8, pl.Utf8, pl.Date
 REFERENCE_TABLES: dict[str, dict[str, pl.DataType]] = {
-    "kommuner": {"kommune_code": pl.Utf8},
-    "areas": {"kommune_code": pl.Utf8},
-    "scope_aliases": {},
-    "plans": {"kommune_code": pl.Utf8, "start_date": pl.Date, "end_date": pl.Date},
-    "plan_areas": {},
-    "departments": {"afdeling": pl.Int64, "valid_from": pl.Date, "valid_to": pl.Date},
-    "indicators": {"scale": pl.Float64},
+    "kommuner": {"kommune_code": CODE, "name": TEXT},
+    "areas": {"area_id": TEXT, "name": TEXT, "kommune_code": CODE},
+    "scope_aliases": {"alias": TEXT, "level": TEXT, "scope_id": TEXT},
+    "plans": {"plan_id": TEXT, "name": TEXT, "kommune_code": CODE, "start_date": DATE, "end_date": DATE},
+    "plan_areas": {"plan_id": TEXT, "area_id": TEXT},
+    "departments": {"boligorganisation": TEXT, "afdeling": pl.Int64, "area_id": TEXT, "valid_from": DATE,
+                    "valid_to": DATE, "note": TEXT},
+    "indicators": {"indicator": TEXT, "definition": TEXT, "unit": TEXT, "direction": TEXT, "source": TEXT,
+                   "numerator_measure": TEXT, "denominator_measure": TEXT, "scale": pl.Float64},
 }
+
+
+class ReferenceDataError(Exception):
+    """A reference file is unusable; the run stops before it changes anything."""
 
 
 def read_reference_table(reference_dir: Path, name: str) -> pl.DataFrame:
     path = Path(reference_dir) / f"{name}.csv"
-    frame = pl.read_csv(path, separator=";", infer_schema=False, encoding="utf8")
-    casts = [
-        pl.col(column).str.strptime(dtype, "%Y-%m-%d") if dtype == pl.Date else pl.col(column).cast(dtype)
-        for column, dtype in REFERENCE_TABLES[name].items()
-    ]
-    return frame.with_columns(casts) if casts else frame
+    columns = REFERENCE_TABLES[name]
+    try:
+        frame = pl.read_csv(path, separator=";", infer_schema=False, encoding="utf8")
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise ReferenceDataError(f"reference file {path}: missing column(s) {', '.join(missing)}")
+        return frame.select(
+            pl.col(c).str.strptime(t, "%Y-%m-%d") if t == DATE else pl.col(c).cast(t) for c, t in columns.items()
+        )
+    except (OSError, pl.exceptions.PolarsError) as error:
+        raise ReferenceDataError(f"reference file {path}: {str(error).strip().splitlines()[0]}") from error
+
+
+def check_reference_tables(reference_dir: Path) -> None:
+    """Read every reference file once, so a broken one stops a run before it has done anything."""
+    for name in REFERENCE_TABLES:
+        read_reference_table(reference_dir, name)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,12 @@ class Column:
         return {normalize_label(h) for h in (self.header, *self.aliases)}
 
 
+# Columns several senders share, spelled once.
+AAR = Column("aar", "År", "int", "Calendar year of the figures.", aliases=("Aar", "Year"))
+KOMMUNEKODE = Column("kommunekode", "Kommunekode", "int", "Danish kommune code.", aliases=("Kommune",))
+OMRAADE = Column("omraade", "Område", "text", "Area name or alias, or `Hele kommunen`.", aliases=("Omraade",))
+
+
 @dataclass(frozen=True)
 class Contract:
     source: str  # the landing folder name

@@ -1,12 +1,12 @@
-from transforms.contracts import Column, Contract
+from transforms.contracts import AAR, KOMMUNEKODE, OMRAADE, Column, Contract
 
 CONTRACT = Contract(
     source="kommune_noegletal",
     description="Municipal key figures as numerator/denominator per area and indicator, yearly (kommune).",
     columns=(
-        Column("aar", "År", "int", "Calendar year of the figure.", aliases=("Aar", "Year")),
-        Column("kommunekode", "Kommunekode", "int", "Danish kommune code.", aliases=("Kommune",)),
-        Column("omraade", "Område", "text", "Area name or alias, or `Hele kommunen`.", aliases=("Omraade",)),
+        AAR,
+        KOMMUNEKODE,
+        OMRAADE,
         Column("indikator", "Indikator", "text",
                "Municipal indicator id from the catalog, or befolkning, befolkning_15_29, befolkning_18plus."),
         Column("taeller", "Tæller", "decimal",

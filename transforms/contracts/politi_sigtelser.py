@@ -1,12 +1,12 @@
-from transforms.contracts import Column, Contract
+from transforms.contracts import AAR, KOMMUNEKODE, OMRAADE, Column, Contract
 
 CONTRACT = Contract(
     source="politi_sigtelser",
     description="Charges and criminal decisions per area and law, yearly (police).",
     columns=(
-        Column("aar", "År", "int", "Calendar year of the figures.", aliases=("Aar", "Year")),
-        Column("kommunekode", "Kommunekode", "int", "Danish kommune code.", aliases=("Kommune",)),
-        Column("omraade", "Område", "text", "Area name or alias, or `Hele kommunen`.", aliases=("Omraade",)),
+        AAR,
+        KOMMUNEKODE,
+        OMRAADE,
         Column("lovomraade", "Lovområde", "text", "Straffeloven, Våbenloven, Lov om euforiserende stoffer or I alt.",
                aliases=("Lovomraade",)),
         Column("afgoerelser", "Afgørelser", "int", "Criminal decisions (all but acquittals).",
