@@ -15,15 +15,33 @@ from transforms.deliveries import Delivery
 SQL_TYPES = {"text": "VARCHAR", "int": "BIGINT", "decimal": "DOUBLE", "date": "DATE"}
 SCHEMA_SQL = Path(__file__).resolve().parents[1] / "warehouse" / "schema.sql"
 
-# Columns staging adds in front of the contract's own.
-STAGING_KEYS = {
+# Columns raw and staging tables carry besides the contract's own: name -> (type, description).
+ROW_KEYS = {
     "delivery_id": ("INTEGER", "Delivery (meta.deliveries) the row came in."),
     "line_number": ("INTEGER", "1-based line in the delivered file; the header is line 1."),
-    "partition_key": ("VARCHAR", "The contract's partition key, parts joined by |."),
-    "scope_level": ("VARCHAR", "Level the row speaks for: area, kommune or national."),
+}
+PARTITION_KEY = {"partition_key": ("VARCHAR", "The contract's partition key, parts joined by |.")}
+SCOPE_KEYS = {
+    "scope_level": ("VARCHAR", "Level the row speaks for: area, kommune or national (NULL: outside every area)."),
     "scope_id": ("VARCHAR", "Area id, kommune code or national level id resolved from Område."),
     "kommune_code": ("VARCHAR", "Kommune code as text."),
 }
+ORGANISATION_KEY = {"organisation": ("VARCHAR", "The housing organisation as spelled in the reference data.")}
+
+
+def staging_columns(contract: Contract) -> dict[str, tuple[str, str]]:
+    """What staging.<source> stores: name -> (SQL type, description)."""
+    columns = ROW_KEYS | PARTITION_KEY
+    if contract.scope_column:
+        columns |= SCOPE_KEYS
+    if contract.department_columns:
+        columns |= ORGANISATION_KEY
+    return columns | {c.name: (SQL_TYPES[c.type], f"{c.header}: {c.description}") for c in contract.columns}
+
+
+def raw_columns(contract: Contract) -> dict[str, tuple[str, str]]:
+    """What raw.<source> stores: every delivered value as text."""
+    return ROW_KEYS | {c.name: ("VARCHAR", f"{c.header} as delivered: {c.description}") for c in contract.columns}
 
 
 def _quote(text: str) -> str:
@@ -33,19 +51,14 @@ def _quote(text: str) -> str:
 def _source_table_sql(contract: Contract) -> list[str]:
     """DDL for raw.<source> (text as delivered) and staging.<source> (typed, current, valid rows)."""
     statements = []
-    for table, typed in ((contract.raw_table, False), (contract.staging_table, True)):
-        keys = STAGING_KEYS if typed else {k: STAGING_KEYS[k] for k in ("delivery_id", "line_number")}
-        columns = {name: sql_type for name, (sql_type, _) in keys.items()}
-        columns |= {c.name: (SQL_TYPES[c.type] if typed else "VARCHAR") for c in contract.columns}
-        statements.append(
-            f"CREATE TABLE IF NOT EXISTS {table} (" + ", ".join(f"{n} {t}" for n, t in columns.items()) + ")"
-        )
-        statements += [f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {n} {t}" for n, t in columns.items()]
-        what = "Typed rows of current partitions that passed validation" if typed else "Every delivered row, as text"
+    for table, columns, what in (
+        (contract.raw_table, raw_columns(contract), "Every delivered row, as text"),
+        (contract.staging_table, staging_columns(contract), "Typed rows of current partitions that passed validation"),
+    ):
+        statements.append(f"CREATE TABLE IF NOT EXISTS {table} (" + ", ".join(f"{n} {t}" for n, (t, _) in columns.items()) + ")")
+        statements += [f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {n} {t}" for n, (t, _) in columns.items()]
         statements.append(f"COMMENT ON TABLE {table} IS {_quote(f'{what}: {contract.description}')}")
-        descriptions = {name: text for name, (_, text) in keys.items()}
-        descriptions |= {c.name: f"{c.header}: {c.description}" for c in contract.columns}
-        statements += [f"COMMENT ON COLUMN {table}.{n} IS {_quote(d)}" for n, d in descriptions.items()]
+        statements += [f"COMMENT ON COLUMN {table}.{n} IS {_quote(d)}" for n, (_, d) in columns.items()]
     return statements
 
 
@@ -74,8 +87,8 @@ def _apply_rows(conn: duckdb.DuckDBPyConnection, delivery: Delivery, contract: C
     clean = staged.filter(~pl.col("line_number").is_in(bad_lines))
     partitions = staged.select(pl.col("partition_key").drop_nulls().unique())
     with_id = pl.lit(delivery.delivery_id, dtype=pl.Int32).alias("delivery_id")
-    conn.register("incoming_raw", delivery.text_rows.with_columns(with_id))
-    conn.register("incoming_staged", clean.with_columns(with_id))
+    conn.register("incoming_raw", delivery.text_rows.with_columns(with_id).select(list(raw_columns(contract))))
+    conn.register("incoming_staged", clean.with_columns(with_id).select(list(staging_columns(contract))))
     conn.register("incoming_partitions", partitions)
     conn.register("incoming_problems", problems.join(
         staged.select("line_number", "partition_key"), on="line_number", how="left"
@@ -95,7 +108,7 @@ def _apply_rows(conn: duckdb.DuckDBPyConnection, delivery: Delivery, contract: C
           AND delivery_id NOT IN (
               SELECT delivery_id FROM meta.partitions WHERE source = {source} AND superseded_by IS NULL);
         INSERT INTO {contract.raw_table} BY NAME SELECT * FROM incoming_raw;
-        INSERT INTO {contract.staging_table} BY NAME SELECT * EXCLUDE (omraade_key) FROM incoming_staged;
+        INSERT INTO {contract.staging_table} BY NAME SELECT * FROM incoming_staged;
         INSERT INTO meta.quarantine (delivery_id, line_number, rule, column_name, value, status, partition_key)
         SELECT delivery_id, line_number, rule, column_name, value, 'open', partition_key FROM incoming_problems;
     """)

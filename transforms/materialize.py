@@ -14,8 +14,10 @@ LAYERS = ("core", "marts")  # run in this order; inside a layer, in file-name or
 MEASURE_VIEW_PREFIX = "measures__"  # core views that feed core.measures
 
 
-def model_files() -> list[Path]:
-    return [path for layer in LAYERS for path in sorted((MODELS_DIR / layer).glob("*.sql"))]
+def model_files(layer: str | None = None) -> list[Path]:
+    """SQL model files of one layer, or of all layers in run order."""
+    layers = LAYERS if layer is None else (layer,)
+    return [path for name in layers for path in sorted((MODELS_DIR / name).glob("*.sql"))]
 
 
 def model_fingerprint(reference_dir: Path) -> str:
@@ -49,15 +51,27 @@ def _create_measures_union(conn: duckdb.DuckDBPyConnection) -> None:
                  "(union of the core.measures__<source> views).'")
 
 
+class ModelError(Exception):
+    """A model file failed to build; the message names it."""
+
+
+def _run_model(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
+    try:
+        conn.execute(path.read_text(encoding="utf-8"))
+    except duckdb.Error as error:
+        raise ModelError(f"model {path.parent.name}/{path.name}: {str(error).splitlines()[0]}") from error
+
+
 def materialize(warehouse: Path, reference_dir: Path) -> dict[str, int]:
     """Rebuild ref tables, core views and marts tables in one transaction; returns mart row counts."""
     with duckdb.connect(str(warehouse)) as conn:
         conn.execute("BEGIN TRANSACTION")
         try:
             load_reference_tables(conn, reference_dir)
-            for path in model_files():
-                conn.execute(path.read_text(encoding="utf-8"))
-                if path.parent.name == "core":
+            for layer in LAYERS:
+                for path in model_files(layer):
+                    _run_model(conn, path)
+                if layer == "core":
                     _create_measures_union(conn)
             conn.execute("COMMIT")
         except BaseException:

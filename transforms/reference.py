@@ -25,7 +25,8 @@ REFERENCE_TABLES: dict[str, dict[str, pl.DataType]] = {
     "departments": {"boligorganisation": TEXT, "afdeling": pl.Int64, "area_id": TEXT, "valid_from": DATE,
                     "valid_to": DATE, "note": TEXT},
     "indicators": {"indicator": TEXT, "definition": TEXT, "unit": TEXT, "direction": TEXT, "source": TEXT,
-                   "numerator_measure": TEXT, "denominator_measure": TEXT, "scale": pl.Float64},
+                   "numerator_measure": TEXT, "denominator_measure": TEXT, "scale": pl.Float64,
+                   "delivered_measure": TEXT},
 }
 
 
@@ -69,6 +70,8 @@ class Reference:
     kommune_codes: frozenset[int]
     scopes_by_label: dict[str, Scope]  # normalized alias -> scope
     municipal_indicators: frozenset[str]  # what kommune_noegletal's Indikator may hold
+    organisations_by_label: dict[str, str]  # normalized name -> the spelling in departments.csv
+    department_keys: frozenset[str]  # "<normalized organisation>|<afdeling>" of every known department
 
     def resolve_scope(self, label: str | None) -> Scope | None:
         if label is None:
@@ -85,12 +88,18 @@ def _load_reference(reference_dir: Path, stamp: tuple[float, ...]) -> Reference:
     for row in read_reference_table(reference_dir, "areas").iter_rows(named=True):
         for label in (row["area_id"], row["name"]):
             scopes.setdefault(normalize_label(label), Scope("area", row["area_id"]))
+    departments = read_reference_table(reference_dir, "departments")
+    organisations = {normalize_label(name): name for name in departments["boligorganisation"]}
     indicators = read_reference_table(reference_dir, "indicators")
     municipal = indicators.filter(pl.col("source") == "kommune_noegletal")["indicator"]
     return Reference(
         kommune_codes=frozenset(int(code) for code in kommuner["kommune_code"]),
         scopes_by_label=scopes,
         municipal_indicators=frozenset([*municipal, *POPULATION_MEASURES]),
+        organisations_by_label=organisations,
+        department_keys=frozenset(
+            f"{normalize_label(row['boligorganisation'])}|{row['afdeling']}" for row in departments.iter_rows(named=True)
+        ),
     )
 
 

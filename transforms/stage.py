@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from transforms.contracts import Contract
+from transforms.contracts import Contract, label_key
 from transforms.read import RejectedFile
 from transforms.reference import Reference
 
@@ -27,7 +27,7 @@ TYPE_WORDS = {"int": "a whole number", "decimal": "a number", "date": "a date YY
 
 @dataclass(frozen=True)
 class StagedRows:
-    frame: pl.DataFrame  # line_number, scope_level, scope_id, kommune_code, partition_key, typed columns
+    frame: pl.DataFrame  # line_number, typed columns, resolved scope / organisation, partition key, rule columns
     problems: pl.DataFrame  # PROBLEM_SCHEMA: one row per value that did not fit its type
 
 
@@ -61,10 +61,8 @@ def _typed(column: str, column_type: str, plain_numbers: bool) -> tuple[pl.Expr,
 
 
 def _scope_expressions(contract: Contract, reference: Reference) -> list[pl.Expr]:
-    key = (
-        pl.col(contract.scope_column).str.normalize("NFC").str.to_lowercase()
-        .str.replace_all(r"\s+", " ").str.strip_chars()
-    )
+    """scope_level/scope_id from Område (`omraade_key` is the normalized text the suite checks)."""
+    key = label_key(pl.col(contract.scope_column))
     labels = reference.scopes_by_label
     level = key.replace_strict({k: s.level for k, s in labels.items()}, default=None, return_dtype=pl.Utf8)
     named_id = key.replace_strict({k: s.scope_id for k, s in labels.items()}, default=None, return_dtype=pl.Utf8)
@@ -77,6 +75,16 @@ def _scope_expressions(contract: Contract, reference: Reference) -> list[pl.Expr
     ]
 
 
+def _department_expressions(contract: Contract, reference: Reference) -> list[pl.Expr]:
+    """The organisation's reference spelling, and `department_key` (organisation|number) the suite checks."""
+    organisation_column, number_column = contract.department_columns
+    key = label_key(pl.col(organisation_column))
+    return [
+        key.replace_strict(reference.organisations_by_label, default=None, return_dtype=pl.Utf8).alias("organisation"),
+        pl.concat_str([key, pl.col(number_column).cast(pl.Utf8)], separator="|").alias("department_key"),
+    ]
+
+
 def _partition_key(contract: Contract) -> pl.Expr:
     parts = []
     for part in contract.partition_by:
@@ -85,6 +93,10 @@ def _partition_key(contract: Contract) -> pl.Expr:
             parts.append(pl.col(column).dt.year().cast(pl.Utf8))
         elif kind == "month":
             parts.append(pl.col(column).dt.strftime("%Y-%m"))
+        elif column == "kommunekode" and contract.scope_column:
+            # national rows (Landsplan, SUB-gennemsnit) carry no kommune: they form their own partitions
+            national = pl.col("scope_level") == "national"
+            parts.append(pl.when(national).then(pl.lit("national")).otherwise(pl.col(column).cast(pl.Utf8)))
         else:
             parts.append(pl.col(column).cast(pl.Utf8))
     return pl.concat_str(parts, separator="|").alias("partition_key")
@@ -113,6 +125,10 @@ def stage_rows(raw: pl.DataFrame, contract: Contract, reference: Reference, plai
             ))
         typed_columns.append(typed.alias(column.name))
     frame = raw.select("line_number", *typed_columns)
-    frame = frame.with_columns(_scope_expressions(contract, reference)).with_columns(_partition_key(contract))
+    if contract.scope_column:
+        frame = frame.with_columns(_scope_expressions(contract, reference))
+    if contract.department_columns:
+        frame = frame.with_columns(_department_expressions(contract, reference))
+    frame = frame.with_columns(_partition_key(contract), **contract.rule_columns)
     problems_frame = pl.concat(problems) if problems else empty_problems()
     return StagedRows(frame=frame, problems=problems_frame)

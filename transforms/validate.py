@@ -61,6 +61,7 @@ def suite_parameters(reference: Reference, today: dt.date | None = None) -> dict
         "kommune_codes": sorted(reference.kommune_codes),
         "known_scopes": sorted(reference.scopes_by_label),
         "municipal_indicators": sorted(reference.municipal_indicators),
+        "known_departments": sorted(reference.department_keys),
     }
 
 
@@ -85,7 +86,9 @@ def validate_rows(staged_rows: pl.DataFrame, type_problems: pl.DataFrame, text_r
     """Every (line, rule, column, delivered value) the suite finds broken, typing problems included."""
     suite = load_suite(contract.suite_path)
     with _GX_LOCK:
-        batch = _batch_definition().get_batch(batch_parameters={"dataframe": staged_rows.to_pandas()})
+        # GX compares dates vectorized only as datetime64[ns]; other date types go through a per-row Python map.
+        frame = staged_rows.with_columns(pl.col(pl.Date).cast(pl.Datetime("ns"))).to_pandas()
+        batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
         result = batch.validate(
             suite,
             expectation_parameters=suite_parameters(reference, today),

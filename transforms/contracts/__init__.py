@@ -11,10 +11,12 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Literal
+
+import polars as pl
 
 ColumnType = Literal["text", "int", "decimal", "date"]
 
@@ -24,6 +26,11 @@ EXPECTATIONS_DIR = Path(__file__).resolve().parents[2] / "expectations"
 def normalize_label(label: str) -> str:
     """How headers and place names are compared: NFC, case-folded, inner whitespace collapsed."""
     return " ".join(unicodedata.normalize("NFC", label).casefold().split())
+
+
+def label_key(text: pl.Expr) -> pl.Expr:
+    """normalize_label for a column of text."""
+    return text.str.normalize("NFC").str.to_lowercase().str.replace_all(r"\s+", " ").str.strip_chars()
 
 
 @dataclass(frozen=True)
@@ -51,9 +58,12 @@ class Contract:
     columns: tuple[Column, ...]
     # Columns whose values form the partition key; "year:<col>" / "month:<col>" derive it from a date.
     partition_by: tuple[str, ...]
-    scope_column: str = "omraade"  # holds an area, `Hele kommunen`, or a national level
-    allowed_levels: tuple[str, ...] = ("area", "kommune")
+    scope_column: str | None = "omraade"  # holds an area, `Hele kommunen`, or a national level
+    # (organisation, department number) columns that place a row in an area through reference data
+    department_columns: tuple[str, str] | None = None
     formats: tuple[str, ...] = ("csv",)
+    # Helper columns computed from typed values for the suite's cross-column rules; not stored.
+    rule_columns: dict[str, pl.Expr] = field(default_factory=dict)
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)

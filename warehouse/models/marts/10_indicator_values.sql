@@ -1,12 +1,18 @@
 -- Every catalog indicator (ref.indicators) at every level with data. Rates combine areas by summing
 -- numerators and denominators; a plan figure needs every one of the plan's areas for that measure.
+-- Where a source delivers only the rate (no weights), the rate is taken as delivered.
 CREATE OR REPLACE TABLE marts.indicator_values AS
 WITH plan_sizes AS (
     SELECT plan_id, count(*) AS area_count FROM ref.plan_areas GROUP BY plan_id
 ),
+additive_measures AS (
+    -- everything but rates delivered ready-made (e.g. the national survey rows), which do not add up
+    SELECT * FROM core.measures
+    WHERE measure NOT IN (SELECT delivered_measure FROM ref.indicators WHERE delivered_measure IS NOT NULL)
+),
 plan_measures AS (
     SELECT m.measure, 'plan' AS level, pa.plan_id AS scope_id, m.year, sum(m.value) AS value
-    FROM core.measures AS m
+    FROM additive_measures AS m
     JOIN ref.plan_areas AS pa ON m.level = 'area' AND m.scope_id = pa.area_id
     JOIN plan_sizes AS ps ON ps.plan_id = pa.plan_id
     GROUP BY m.measure, pa.plan_id, m.year, ps.area_count
@@ -17,20 +23,30 @@ scoped_measures AS (
     UNION ALL
     SELECT measure, level, scope_id, year, value FROM plan_measures
 ),
-indicator_inputs AS (
-    SELECT i.indicator, i.unit, i.scale, i.denominator_measure, n.level, n.scope_id, n.year,
-           n.value AS numerator, d.value AS denominator
+indicator_scopes AS (
+    SELECT DISTINCT i.indicator, m.level, m.scope_id, m.year
     FROM ref.indicators AS i
-    JOIN scoped_measures AS n ON n.measure = i.numerator_measure
+    JOIN scoped_measures AS m ON m.measure IN (i.numerator_measure, i.delivered_measure)
+),
+indicator_inputs AS (
+    SELECT s.indicator, s.level, s.scope_id, s.year, i.unit, i.scale, i.denominator_measure,
+           n.value AS numerator, d.value AS denominator, v.value AS delivered_value
+    FROM indicator_scopes AS s
+    JOIN ref.indicators AS i ON i.indicator = s.indicator
+    LEFT JOIN scoped_measures AS n
+        ON n.measure = i.numerator_measure AND n.level = s.level AND n.scope_id = s.scope_id AND n.year = s.year
     LEFT JOIN scoped_measures AS d
-        ON d.measure = i.denominator_measure AND d.level = n.level AND d.scope_id = n.scope_id AND d.year = n.year
+        ON d.measure = i.denominator_measure AND d.level = s.level AND d.scope_id = s.scope_id AND d.year = s.year
+    LEFT JOIN scoped_measures AS v
+        ON v.measure = i.delivered_measure AND v.level = s.level AND v.scope_id = s.scope_id AND v.year = s.year
 )
 SELECT
     indicator,
     level,
     scope_id,
     year::INTEGER AS year,
-    CASE WHEN denominator_measure IS NULL THEN numerator
+    CASE WHEN numerator IS NULL THEN delivered_value
+         WHEN denominator_measure IS NULL THEN numerator
          WHEN denominator > 0 THEN scale * numerator / denominator END AS value,
     numerator,
     denominator,
@@ -45,7 +61,7 @@ COMMENT ON COLUMN marts.indicator_values.level IS 'area, plan, kommune or nation
 COMMENT ON COLUMN marts.indicator_values.scope_id IS 'Area id, plan id, kommune code (text), landsplan or sub.';
 COMMENT ON COLUMN marts.indicator_values.year IS 'Calendar year.';
 COMMENT ON COLUMN marts.indicator_values.value IS 'The indicator in its unit; NULL when suppressed or not computable (e.g. a zero denominator).';
-COMMENT ON COLUMN marts.indicator_values.numerator IS 'Summed numerator (for counts: the count).';
+COMMENT ON COLUMN marts.indicator_values.numerator IS 'Summed numerator (for counts: the count); NULL where the rate was delivered without one.';
 COMMENT ON COLUMN marts.indicator_values.denominator IS 'Summed denominator; NULL for counts.';
 COMMENT ON COLUMN marts.indicator_values.unit IS 'pct, per_1000, count, grade or kr.';
 COMMENT ON COLUMN marts.indicator_values.suppressed IS 'True when the value is hidden by disclosure control.';
