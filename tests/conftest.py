@@ -1,7 +1,14 @@
 import os
 from pathlib import Path
 
+import duckdb
 import pytest
+
+from transforms import ingest
+from transforms.deliveries import LedgerSnapshot, plan_deliveries
+from transforms.load import ensure_schema, record_delivery
+from transforms.materialize import materialize
+from transforms.reference import DEFAULT_REFERENCE_DIR
 
 for name, value in {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "GX_ANALYTICS_ENABLED": "false"}.items():
     os.environ.setdefault(name, value)
@@ -28,6 +35,39 @@ def sigtelser_year(year: int, area: str, afgoerelser=(30, 5, 10), sigtelser=(60,
     rows = [f"{year};{kommune};{area};{law};{a};{s};;" for law, a, s in zip(laws, afgoerelser, sigtelser)]
     rows.append(f"{year};{kommune};{area};I alt;{sum(afgoerelser)};{sum(sigtelser)};{sigtede};{sigtede_15_29}")
     return rows
+
+
+def land(landing: Path, source: str, name: str, lines: list[str], mtime: float | None = None, **encoding) -> Path:
+    path = write_extract(landing / source / name, lines, **encoding)
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+    return path
+
+
+def ingest_all(landing: Path, warehouse: Path, reference_dir: Path = DEFAULT_REFERENCE_DIR) -> list[dict]:
+    """The flow's steps in order as plain functions (no Prefect); returns the ledger rows written."""
+    with duckdb.connect(str(warehouse)) as conn:
+        ensure_schema(conn)
+    rows = []
+    for delivery in plan_deliveries(landing, LedgerSnapshot.read(warehouse)):
+        delivery = ingest.read_delivery(delivery, warehouse.parent / "archive")
+        delivery = ingest.stage_delivery(delivery, reference_dir)
+        delivery = ingest.validate_delivery(delivery, reference_dir)
+        rows.append(record_delivery(warehouse, delivery, "test-run"))
+    materialize(warehouse, reference_dir)
+    return rows
+
+
+def query(warehouse: Path, sql: str, params=None) -> list[tuple]:
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def indicator(warehouse: Path, indicator_id: str, level: str, scope_id: str, year: int):
+    """(value, numerator, denominator) of one marts.indicator_values row, or None."""
+    rows = query(warehouse, """SELECT value, numerator, denominator FROM marts.indicator_values
+        WHERE indicator = ? AND level = ? AND scope_id = ? AND year = ?""", [indicator_id, level, scope_id, year])
+    return rows[0] if rows else None
 
 
 @pytest.fixture(scope="session")

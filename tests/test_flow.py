@@ -6,19 +6,13 @@ import subprocess
 import sys
 import textwrap
 
-import duckdb
 import pytest
-from conftest import NOEGLETAL_HEADER, SIGTELSER_HEADER, sigtelser_year, write_extract
+from conftest import NOEGLETAL_HEADER, SIGTELSER_HEADER, query, sigtelser_year, write_extract
 from flows.pipeline import run_pipeline
 from transforms.reference import DEFAULT_REFERENCE_DIR, ReferenceDataError
 
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
-
-
-def query(warehouse, sql):
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
-        return conn.execute(sql).fetchall()
 
 
 def small_landing(landing):

@@ -3,41 +3,10 @@
 import os
 import time
 
-import duckdb
 import pytest
-from conftest import NOEGLETAL_HEADER, SIGTELSER_HEADER, sigtelser_year, write_extract
+from conftest import NOEGLETAL_HEADER, SIGTELSER_HEADER, ingest_all, land, query, sigtelser_year, write_extract
 
-from transforms import ingest
 from transforms.deliveries import LedgerSnapshot, plan_deliveries
-from transforms.load import ensure_schema, record_delivery
-from transforms.materialize import materialize
-from transforms.reference import DEFAULT_REFERENCE_DIR
-
-
-def land(landing, source, name, lines, mtime=None):
-    path = write_extract(landing / source / name, lines)
-    if mtime is not None:
-        os.utime(path, (mtime, mtime))
-    return path
-
-
-def ingest_all(landing, warehouse):
-    """The flow's steps in order, without Prefect; returns the ledger rows written."""
-    with duckdb.connect(str(warehouse)) as conn:
-        ensure_schema(conn)
-    rows = []
-    for delivery in plan_deliveries(landing, LedgerSnapshot.read(warehouse)):
-        delivery = ingest.read_delivery(delivery, warehouse.parent / "archive")
-        delivery = ingest.stage_delivery(delivery, DEFAULT_REFERENCE_DIR)
-        delivery = ingest.validate_delivery(delivery, DEFAULT_REFERENCE_DIR)
-        rows.append(record_delivery(warehouse, delivery, "test-run"))
-    materialize(warehouse, DEFAULT_REFERENCE_DIR)
-    return rows
-
-
-def query(warehouse, sql):
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
-        return conn.execute(sql).fetchall()
 
 
 @pytest.fixture

@@ -1,4 +1,7 @@
 import datetime as dt
+import json
+
+import pytest
 
 from conftest import NOEGLETAL_HEADER, SIGTELSER_HEADER, sigtelser_year, write_extract
 
@@ -6,7 +9,7 @@ from transforms.contracts import all_contracts, contract_for
 from transforms.read import read_text_rows
 from transforms.reference import load_reference
 from transforms.stage import stage_rows
-from transforms.validate import load_suite, validate_rows
+from transforms.validate import SuiteError, load_suite, validate_rows
 
 TODAY = dt.date(2026, 11, 24)
 
@@ -77,3 +80,22 @@ def test_every_failing_row_is_reported_not_a_sample(tmp_path):
     found = problems_of(tmp_path, "kommune_noegletal", NOEGLETAL_HEADER, lines)
     assert [line for line, *_ in found] == list(range(2, 47))
     assert {rule for _, rule, _, _ in found} == {"unknown_area"}
+
+
+@pytest.mark.parametrize(
+    ("expectation", "message"),
+    [
+        ({"type": "expect_column_values_to_be_between", "kwargs": {"column": "aar", "min_value": "not a year"}},
+         "kommune_noegletal.json: not a valid suite"),
+        ({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "no_such_column"}},
+         "kommune_noegletal.json: expect_column_values_to_not_be_null on no_such_column could not run"),
+    ],
+)
+def test_a_broken_suite_stops_validation_instead_of_passing_rows(tmp_path, monkeypatch, expectation, message):
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    broken = {"name": "kommune_noegletal", "expectations": [{**expectation, "meta": {"rule": "x"}}]}
+    (suites / "kommune_noegletal.json").write_text(json.dumps(broken), encoding="utf-8")
+    monkeypatch.setattr("transforms.contracts.EXPECTATIONS_DIR", suites)
+    with pytest.raises(SuiteError, match=message):
+        problems_of(tmp_path, "kommune_noegletal", NOEGLETAL_HEADER, ["2016;330;Sydbyen;befolkning;1;"])

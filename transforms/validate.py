@@ -1,6 +1,6 @@
 """Staged rows -> row problems, by the source's Great Expectations suite (expectations/<source>.json).
 
-Each expectation carries `meta.rule` (a short id stewards filter on) and `meta.column` (the delivered
+Date columns reach the suite as yyyymmdd integers (2016-03-01 -> 20160301). Each expectation carries `meta.rule` (a short id stewards filter on) and `meta.column` (the delivered
 column to blame when the checked column is derived, e.g. the normalized area name). Sets that come from
 reference data are suite parameters (`{"$PARAMETER": ...}`) filled in here, so the suite files stay
 declarative and the reference files stay the one place to edit them.
@@ -46,23 +46,44 @@ def _batch_definition():
     return asset.add_batch_definition_whole_dataframe("whole_delivery")
 
 
+class SuiteError(Exception):
+    """A suite cannot be read or one of its expectations cannot run: a pipeline problem, not a data problem."""
+
+
 def load_suite(path: Path):
     """The suite file as a GX ExpectationSuite (re-read on every call: stewards may edit it)."""
     from great_expectations.core.expectation_suite import ExpectationSuite
 
-    return ExpectationSuite(**json.loads(Path(path).read_text(encoding="utf-8")))
+    try:
+        return ExpectationSuite(**json.loads(Path(path).read_text(encoding="utf-8")))
+    except Exception as error:  # JSON, pydantic and GX each raise their own kinds
+        raise SuiteError(f"{Path(path).name}: not a valid suite: {str(error).splitlines()[0]}") from error
 
 
 def suite_parameters(reference: Reference, today: dt.date | None = None) -> dict:
     today = today or dt.date.today()
     return {
         "current_year": today.year,
-        "today": today.isoformat(),
+        "today": int(today.strftime("%Y%m%d")),
         "kommune_codes": sorted(reference.kommune_codes),
         "known_scopes": sorted(reference.scopes_by_label),
         "municipal_indicators": sorted(reference.municipal_indicators),
         "known_departments": sorted(reference.department_keys),
     }
+
+
+def _exception_message(exception_info: dict) -> str | None:
+    """GX reports an exception either flat or nested per metric; find it in either form."""
+    if exception_info.get("raised_exception"):
+        return exception_info.get("exception_message") or "unknown error"
+    nested = (info for info in exception_info.values() if isinstance(info, dict))
+    return next((info.get("exception_message") or "unknown error" for info in nested if info.get("raised_exception")), None)
+
+
+def _as_yyyymmdd(dates: pl.Expr) -> pl.Expr:
+    """Dates go to GX as yyyymmdd integers: GX compares datetimes with string bounds neither reliably
+    under pandas 3 nor vectorized, and 20000101 reads plainly in a suite file."""
+    return dates.dt.year() * 10000 + dates.dt.month().cast(pl.Int32) * 100 + dates.dt.day().cast(pl.Int32)
 
 
 def _with_delivered_values(problems: pl.DataFrame, text_rows: pl.DataFrame) -> pl.DataFrame:
@@ -86,8 +107,7 @@ def validate_rows(staged_rows: pl.DataFrame, type_problems: pl.DataFrame, text_r
     """Every (line, rule, column, delivered value) the suite finds broken, typing problems included."""
     suite = load_suite(contract.suite_path)
     with _GX_LOCK:
-        # GX compares dates vectorized only as datetime64[ns]; other date types go through a per-row Python map.
-        frame = staged_rows.with_columns(pl.col(pl.Date).cast(pl.Datetime("ns"))).to_pandas()
+        frame = staged_rows.with_columns(_as_yyyymmdd(pl.col(pl.Date))).to_pandas()
         batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
         result = batch.validate(
             suite,
@@ -99,8 +119,9 @@ def validate_rows(staged_rows: pl.DataFrame, type_problems: pl.DataFrame, text_r
         if outcome.success:
             continue
         config = outcome.expectation_config
-        if outcome.exception_info.get("raised_exception"):
-            raise RuntimeError(f"expectation {config.type} could not run: {outcome.exception_info['exception_message']}")
+        failure = _exception_message(outcome.exception_info)
+        if failure:  # a broken suite is a pipeline error, never a verdict on the data
+            raise SuiteError(f"{contract.suite_path.name}: {config.type} on {config.kwargs.get('column')} could not run: {failure}")
         rule = config.meta.get("rule", config.type)
         column = config.meta.get("column") or config.kwargs.get("column") or config.kwargs.get("column_A")
         lines = [int(hit["line_number"]) for hit in outcome.result.get("unexpected_index_list") or []]
