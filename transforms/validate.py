@@ -83,7 +83,8 @@ def _exception_message(exception_info: dict) -> str | None:
 def _as_yyyymmdd(dates: pl.Expr) -> pl.Expr:
     """Dates go to GX as yyyymmdd integers: GX compares datetimes with string bounds neither reliably
     under pandas 3 nor vectorized, and 20000101 reads plainly in a suite file."""
-    return dates.dt.year() * 10000 + dates.dt.month().cast(pl.Int32) * 100 + dates.dt.day().cast(pl.Int32)
+    # Int64: GX takes its vectorized path only for int64/float64 columns
+    return dates.dt.year().cast(pl.Int64) * 10000 + dates.dt.month().cast(pl.Int64) * 100 + dates.dt.day().cast(pl.Int64)
 
 
 def _with_delivered_values(problems: pl.DataFrame, text_rows: pl.DataFrame) -> pl.DataFrame:
