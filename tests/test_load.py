@@ -36,7 +36,7 @@ def test_temporary_and_hidden_files_are_not_deliveries_yet(paths):
 def test_ledger_records_counts_archive_and_quarantine(paths):
     landing, warehouse = paths
     land(landing, "politi_sigtelser", "s.csv", [SIGTELSER_HEADER, *sigtelser_year(2016, "Sydbyen"),
-                                                "2016;330;Sydbyn;I alt;1;1;1;1"])
+                                                "2016;330;Sydbyn;Straffeloven;1;1;;"])
     (row,) = ingest_all(landing, warehouse)
     assert (row["status"], row["rows_read"], row["rows_loaded"], row["rows_quarantined"]) == ("loaded_with_quarantine", 5, 4, 1)
     assert query(warehouse, "SELECT delivery_id, line_number, rule, column_name, value, status, partition_key FROM meta.quarantine") == [
@@ -135,3 +135,37 @@ def test_every_public_table_and_column_is_described(paths):
     assert undocumented == []
     assert query(warehouse, """SELECT count(*) FROM duckdb_tables()
         WHERE schema_name IN ('marts', 'meta', 'staging', 'raw') AND (comment IS NULL OR comment = '')""") == [(0,)]
+
+
+def test_a_corrected_delivery_closes_the_quarantined_rows_of_the_partitions_it_replaces(paths):
+    landing, warehouse = paths
+    now = time.time()
+    land(landing, "politi_sigtelser", "s.csv", [SIGTELSER_HEADER, *sigtelser_year(2016, "Sydbyen"),
+                                                "2016;330;Sydbyn;Straffeloven;1;1;;",
+                                                "2017;330;Sydbyn;Straffeloven;1;1;;"], mtime=now - 10)
+    ingest_all(landing, warehouse)
+    land(landing, "politi_sigtelser", "s_rettet_2016.csv", [SIGTELSER_HEADER, *sigtelser_year(2016, "Sydbyen")], mtime=now)
+    ingest_all(landing, warehouse)
+    assert query(warehouse, """SELECT line_number, status, resolved_by, note, resolved_at IS NOT NULL FROM meta.quarantine
+                               ORDER BY line_number""") == [
+        (6, "waived", "boligdata", "superseded by delivery 2 (s_rettet_2016.csv)", True),
+        (7, "open", None, None, False),  # 2017 was not corrected
+    ]
+
+
+def test_event_ids_are_unique_across_deliveries_except_in_replaced_partitions(paths):
+    landing, warehouse = paths
+    now = time.time()
+    header = "Anmeldelses-ID;Anmeldt dato;Kommunekode;Område;Kategori"
+    land(landing, "politi_anmeldelser", "jan.csv", [header, "A1;2016-01-10;330;Motalavej;Vold"], mtime=now - 20)
+    ingest_all(landing, warehouse)
+    land(landing, "politi_anmeldelser", "feb.csv", [header, "A1;2016-02-10;330;Motalavej;Vold",
+                                                    "A2;2016-02-11;330;Motalavej;Vold"], mtime=now - 10)
+    (row,) = ingest_all(landing, warehouse)
+    assert (row["status"], row["rows_loaded"], row["rows_quarantined"]) == ("loaded_with_quarantine", 1, 1)
+    assert query(warehouse, "SELECT delivery_id, line_number, rule, value, note FROM meta.quarantine") == [
+        (2, 2, "duplicate_id", "A1", "already loaded by delivery 1, line 2")]
+    # re-delivering January with the same id is a correction, not a duplicate
+    land(landing, "politi_anmeldelser", "jan_rettet.csv", [header, "A1;2016-01-12;330;Motalavej;Hærværk"], mtime=now)
+    (row,) = ingest_all(landing, warehouse)
+    assert (row["status"], row["rows_loaded"]) == ("loaded", 1)

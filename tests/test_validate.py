@@ -66,7 +66,12 @@ def test_row_rules_report_line_rule_column_and_delivered_value(tmp_path):
 def test_a_key_twice_in_one_delivery_quarantines_both_rows(tmp_path):
     lines = sigtelser_year(2016, "Sydbyen") + ["2016;330;Sydbyen (Slagelse);Våbenloven;1;1;;"]
     found = problems_of(tmp_path, "politi_sigtelser", SIGTELSER_HEADER, lines)
-    assert found == [(3, "duplicate_key", "omraade", "Sydbyen"), (6, "duplicate_key", "omraade", "Sydbyen (Slagelse)")]
+    assert found == [
+        (3, "duplicate_key", "omraade", "Sydbyen"),
+        (5, "i_alt_sum", "afgoerelser", "45"),  # the extra law row breaks the I alt sum too
+        (5, "i_alt_sum", "sigtelser", "88"),
+        (6, "duplicate_key", "omraade", "Sydbyen (Slagelse)"),
+    ]
 
 
 def test_typing_problems_are_reported_beside_suite_problems(tmp_path):
@@ -99,3 +104,19 @@ def test_a_broken_suite_stops_validation_instead_of_passing_rows(tmp_path, monke
     monkeypatch.setattr("transforms.contracts.EXPECTATIONS_DIR", suites)
     with pytest.raises(SuiteError, match=message):
         problems_of(tmp_path, "kommune_noegletal", NOEGLETAL_HEADER, ["2016;330;Sydbyen;befolkning;1;"])
+
+
+def test_the_i_alt_row_must_equal_the_sum_of_the_laws_and_alone_carries_persons(tmp_path):
+    lines = [
+        *sigtelser_year(2016, "Motalavej", afgoerelser=(30, 5, 10)),
+        "2016;330;Sydbyen;Straffeloven;30;60;12;",
+        "2016;330;Sydbyen;Våbenloven;5;8;;",
+        "2016;330;Sydbyen;Lov om euforiserende stoffer;10;20;;",
+        "2016;330;Sydbyen;I alt;46;88;;20",
+    ]
+    found = problems_of(tmp_path, "politi_sigtelser", SIGTELSER_HEADER, lines)
+    assert found == [
+        (6, "only_on_i_alt", "sigtede", "12"),
+        (9, "i_alt_sum", "afgoerelser", "46"),
+        (9, "missing_value", "sigtede", None),
+    ]

@@ -81,40 +81,59 @@ def _ledger_row(delivery: Delivery, status: str, rows_read, rows_loaded, rows_qu
 
 
 def _apply_rows(conn: duckdb.DuckDBPyConnection, delivery: Delivery, contract: Contract) -> tuple[int, int]:
-    problems = delivery.problems
-    staged = delivery.staged_rows
-    bad_lines = problems["line_number"].unique().implode()
-    clean = staged.filter(~pl.col("line_number").is_in(bad_lines))
-    partitions = staged.select(pl.col("partition_key").drop_nulls().unique())
+    """Write one validated delivery's rows; returns (rows loaded, rows quarantined)."""
     with_id = pl.lit(delivery.delivery_id, dtype=pl.Int32).alias("delivery_id")
+    staged = delivery.staged_rows.with_columns(with_id)
     conn.register("incoming_raw", delivery.text_rows.with_columns(with_id).select(list(raw_columns(contract))))
-    conn.register("incoming_staged", clean.with_columns(with_id).select(list(staging_columns(contract))))
-    conn.register("incoming_partitions", partitions)
-    conn.register("incoming_problems", problems.join(
-        staged.select("line_number", "partition_key"), on="line_number", how="left"
-    ).with_columns(with_id))
-    source = _quote(contract.source)
+    conn.register("incoming_staged", staged.select(list(staging_columns(contract))))
+    conn.register("incoming_partitions", staged.select(pl.col("partition_key").drop_nulls().unique()))
+    conn.register("incoming_problems", delivery.problems.join(
+        staged.select("line_number", "partition_key"), on="line_number", how="left"))
+    source, delivery_id = _quote(contract.source), delivery.delivery_id
     conn.execute(f"""
+        CREATE TEMP TABLE delivery_problems AS SELECT *, NULL::VARCHAR AS note FROM incoming_problems;
         DELETE FROM {contract.staging_table}
         WHERE partition_key IN (SELECT partition_key FROM incoming_partitions);
-        UPDATE meta.partitions SET superseded_by = {delivery.delivery_id}
+        UPDATE meta.partitions SET superseded_by = {delivery_id}
         WHERE source = {source} AND superseded_by IS NULL
           AND partition_key IN (SELECT partition_key FROM incoming_partitions);
         INSERT INTO meta.partitions (source, partition_key, delivery_id)
-        SELECT {source}, partition_key, {delivery.delivery_id} FROM incoming_partitions;
+        SELECT {source}, partition_key, {delivery_id} FROM incoming_partitions;
         UPDATE meta.deliveries SET status = 'superseded'
         WHERE source = {source} AND status IN ('loaded', 'loaded_with_quarantine')
           AND delivery_id IN (SELECT delivery_id FROM meta.partitions WHERE source = {source})
           AND delivery_id NOT IN (
               SELECT delivery_id FROM meta.partitions WHERE source = {source} AND superseded_by IS NULL);
-        INSERT INTO {contract.raw_table} BY NAME SELECT * FROM incoming_raw;
-        INSERT INTO {contract.staging_table} BY NAME SELECT * FROM incoming_staged;
-        INSERT INTO meta.quarantine (delivery_id, line_number, rule, column_name, value, status, partition_key)
-        SELECT delivery_id, line_number, rule, column_name, value, 'open', partition_key FROM incoming_problems;
     """)
+    # the corrected delivery answers the held-back rows of the partitions it replaces
+    conn.execute(
+        """UPDATE meta.quarantine
+           SET status = 'waived', resolved_at = now()::TIMESTAMP, resolved_by = 'boligdata', note = ?
+           WHERE status = 'open' AND partition_key IN (SELECT partition_key FROM incoming_partitions)
+             AND delivery_id IN (SELECT delivery_id FROM meta.deliveries WHERE source = ?)""",
+        [f"superseded by delivery {delivery_id} ({delivery.file_name})", contract.source],
+    )
+    if contract.unique_across_deliveries:
+        column = contract.unique_across_deliveries
+        conn.execute(f"""
+            INSERT INTO delivery_problems BY NAME
+            SELECT i.line_number, 'duplicate_id' AS rule, '{column}' AS column_name, i.{column} AS value,
+                   i.partition_key, 'already loaded by delivery ' || s.delivery_id || ', line ' || s.line_number AS note
+            FROM incoming_staged AS i JOIN {contract.staging_table} AS s ON s.{column} = i.{column}
+            WHERE i.line_number NOT IN (SELECT line_number FROM delivery_problems)
+        """)
+    conn.execute(f"""
+        INSERT INTO {contract.raw_table} BY NAME SELECT * FROM incoming_raw;
+        INSERT INTO {contract.staging_table} BY NAME SELECT * FROM incoming_staged
+        WHERE line_number NOT IN (SELECT line_number FROM delivery_problems);
+        INSERT INTO meta.quarantine (delivery_id, line_number, rule, column_name, value, status, partition_key, note)
+        SELECT {delivery_id}, line_number, rule, column_name, value, 'open', partition_key, note FROM delivery_problems;
+    """)
+    (quarantined,) = conn.execute("SELECT count(DISTINCT line_number) FROM delivery_problems").fetchall()[0]
+    conn.execute("DROP TABLE delivery_problems")
     for name in ("incoming_raw", "incoming_staged", "incoming_partitions", "incoming_problems"):
         conn.unregister(name)
-    return clean.height, staged.height - clean.height
+    return staged.height - quarantined, quarantined
 
 
 def record_delivery(warehouse: Path, delivery: Delivery, run_id: str | None = None) -> dict:

@@ -7,6 +7,7 @@ each row with its 1-based line number in the file (the header is line 1).
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,10 @@ import polars as pl
 
 from transforms.contracts import Contract, normalize_label
 
+DEFAULT_MAX_FILE_BYTES = 1 << 30  # 1 GiB; BOLIGDATA_MAX_FILE_BYTES overrides
 XLSX_MAGIC = b"PK\x03\x04"
+# DDMMYY-XXXX or DDMMYYXXXX with a real date: a Danish CPR number (personal data, never stored)
+_CPR = r"^\s*(\d{6})-?\d{4}\s*$"
 UTF8_BOM = b"\xef\xbb\xbf"
 # Bytes that Windows-1252 leaves undefined; a file containing them can only be ISO-8859-1.
 CP1252_UNDEFINED = frozenset(b"\x81\x8d\x8f\x90\x9d")
@@ -72,6 +76,21 @@ def _parse_xlsx(path: Path) -> pl.DataFrame:
         raise RejectedFile(f"unreadable XLSX: {str(error).strip().splitlines()[0]}") from error
 
 
+def max_file_bytes() -> int:
+    return int(os.environ.get("BOLIGDATA_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES))
+
+
+def _first_cpr_like(frame: pl.DataFrame) -> tuple[str, int] | None:
+    """(header, line) of the first value that looks like a CPR number, in any column of the file."""
+    for header in frame.columns:
+        digits = pl.col(header).cast(pl.Utf8).str.extract(_CPR, 1)
+        birth_date = digits.str.strptime(pl.Date, "%d%m%y", strict=False)
+        hits = frame.with_row_index("line", offset=2).filter(birth_date.is_not_null())
+        if hits.height:
+            return header, hits["line"][0]
+    return None
+
+
 def _map_headers(frame: pl.DataFrame, contract: Contract) -> pl.DataFrame:
     """Rename known headers to canonical names; columns the contract does not know are dropped."""
     by_header = {header: column.name for column in contract.columns for header in column.accepted_headers()}
@@ -94,6 +113,9 @@ def _map_headers(frame: pl.DataFrame, contract: Contract) -> pl.DataFrame:
 def read_text_rows(path: Path, contract: Contract) -> TextRows:
     """Parse a landed file into text rows keyed by line number, or raise RejectedFile."""
     path = Path(path)
+    size, limit = path.stat().st_size, max_file_bytes()
+    if size > limit:
+        raise RejectedFile(f"file is {size:,} bytes, over the limit of {limit:,} (BOLIGDATA_MAX_FILE_BYTES)")
     data = path.read_bytes()
     if not data.strip():
         raise RejectedFile("empty file")
@@ -105,6 +127,10 @@ def read_text_rows(path: Path, contract: Contract) -> TextRows:
         frame, encoding = _parse_csv(data)
     if frame.height == 0:
         raise RejectedFile("no data rows below the header")
+    cpr = _first_cpr_like(frame)
+    if cpr:  # the value itself is never repeated: it is personal data
+        raise RejectedFile(f"CPR-like values (personal data) in column {cpr[0]!r}, first at line {cpr[1]}; "
+                           "extracts must carry no personal data")
     frame = _map_headers(frame, contract)
     frame = frame.with_columns(pl.col(c).cast(pl.Utf8) for c in frame.columns)
     frame = frame.with_row_index("line_number", offset=2).with_columns(pl.col("line_number").cast(pl.Int64))

@@ -4,6 +4,7 @@ into the warehouse's `ref` schema on every run."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -71,7 +72,17 @@ class Reference:
     scopes_by_label: dict[str, Scope]  # normalized alias -> scope
     municipal_indicators: frozenset[str]  # what kommune_noegletal's Indikator may hold
     organisations_by_label: dict[str, str]  # normalized name -> the spelling in departments.csv
-    department_keys: frozenset[str]  # "<normalized organisation>|<afdeling>" of every known department
+    memberships: tuple[tuple[str, int, str, dt.date, dt.date | None], ...]  # (org key, afdeling, area, from, to)
+
+    def department_areas(self, years) -> dict[str, str]:
+        """"<org key>|<afdeling>|<year>" -> area id, for departments that belong to an area on 1 July of
+        the year (the rule core.measures__boligorg_afdelinger applies too)."""
+        areas = {}
+        for org_key, afdeling, area_id, valid_from, valid_to in self.memberships:
+            for year in years:
+                if valid_from <= dt.date(year, 7, 1) <= (valid_to or dt.date.max):
+                    areas[f"{org_key}|{afdeling}|{year}"] = area_id
+        return areas
 
     def resolve_scope(self, label: str | None) -> Scope | None:
         if label is None:
@@ -97,8 +108,9 @@ def _load_reference(reference_dir: Path, stamp: tuple[float, ...]) -> Reference:
         scopes_by_label=scopes,
         municipal_indicators=frozenset([*municipal, *POPULATION_MEASURES]),
         organisations_by_label=organisations,
-        department_keys=frozenset(
-            f"{normalize_label(row['boligorganisation'])}|{row['afdeling']}" for row in departments.iter_rows(named=True)
+        memberships=tuple(
+            (normalize_label(row["boligorganisation"]), row["afdeling"], row["area_id"], row["valid_from"], row["valid_to"])
+            for row in departments.iter_rows(named=True)
         ),
     )
 

@@ -75,13 +75,16 @@ def _scope_expressions(contract: Contract, reference: Reference) -> list[pl.Expr
     ]
 
 
-def _department_expressions(contract: Contract, reference: Reference) -> list[pl.Expr]:
-    """The organisation's reference spelling, and `department_key` (organisation|number) the suite checks."""
+def _department_expressions(contract: Contract, reference: Reference, years) -> list[pl.Expr]:
+    """The organisation's reference spelling, and `department_area`: the area the department belongs to
+    in the row's year (NULL for a department the reference data does not place in any area that year)."""
     organisation_column, number_column = contract.department_columns
     key = label_key(pl.col(organisation_column))
+    department_year = pl.concat_str([key, pl.col(number_column).cast(pl.Utf8), pl.col("aar").cast(pl.Utf8)], separator="|")
     return [
         key.replace_strict(reference.organisations_by_label, default=None, return_dtype=pl.Utf8).alias("organisation"),
-        pl.concat_str([key, pl.col(number_column).cast(pl.Utf8)], separator="|").alias("department_key"),
+        department_year.replace_strict(reference.department_areas(years), default=None, return_dtype=pl.Utf8)
+        .alias("department_area"),
     ]
 
 
@@ -128,7 +131,8 @@ def stage_rows(raw: pl.DataFrame, contract: Contract, reference: Reference, plai
     if contract.scope_column:
         frame = frame.with_columns(_scope_expressions(contract, reference))
     if contract.department_columns:
-        frame = frame.with_columns(_department_expressions(contract, reference))
+        years = frame["aar"].drop_nulls().unique().to_list()
+        frame = frame.with_columns(_department_expressions(contract, reference, years))
     frame = frame.with_columns(_partition_key(contract), **contract.rule_columns)
     problems_frame = pl.concat(problems) if problems else empty_problems()
     return StagedRows(frame=frame, problems=problems_frame)

@@ -68,7 +68,6 @@ def suite_parameters(reference: Reference, today: dt.date | None = None) -> dict
         "kommune_codes": sorted(reference.kommune_codes),
         "known_scopes": sorted(reference.scopes_by_label),
         "municipal_indicators": sorted(reference.municipal_indicators),
-        "known_departments": sorted(reference.department_keys),
     }
 
 

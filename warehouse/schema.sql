@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS meta.quarantine (
     value VARCHAR,
     status VARCHAR NOT NULL,
     resolved_at TIMESTAMP,
+    resolved_by VARCHAR,
     note VARCHAR,
     partition_key VARCHAR
 );
@@ -55,9 +56,10 @@ COMMENT ON COLUMN meta.quarantine.line_number IS '1-based line in the file; the 
 COMMENT ON COLUMN meta.quarantine.rule IS 'Short id of the broken rule (e.g. unknown_area, type_int); the expectation suite describes each.';
 COMMENT ON COLUMN meta.quarantine.column_name IS 'Canonical name of the offending column.';
 COMMENT ON COLUMN meta.quarantine.value IS 'The offending value exactly as delivered.';
-COMMENT ON COLUMN meta.quarantine.status IS 'open, released (loaded after a fix) or waived.';
+COMMENT ON COLUMN meta.quarantine.status IS 'open, released (loaded after a fix) or waived (closed without loading: by a steward with a reason, or because a corrected delivery replaced the partition).';
 COMMENT ON COLUMN meta.quarantine.resolved_at IS 'When the row was released or waived (UTC).';
-COMMENT ON COLUMN meta.quarantine.note IS 'Why it was released or waived, and by whom.';
+COMMENT ON COLUMN meta.quarantine.resolved_by IS 'Who released or waived it: a steward''s user name, or boligdata when a corrected delivery replaced its partition.';
+COMMENT ON COLUMN meta.quarantine.note IS 'More about the problem (e.g. which delivery already holds a duplicate id), or why it was released or waived.';
 COMMENT ON COLUMN meta.quarantine.partition_key IS 'Partition the row belongs to, where it could be determined.';
 
 CREATE TABLE IF NOT EXISTS meta.partitions (

@@ -62,6 +62,8 @@ class Contract:
     # (organisation, department number) columns that place a row in an area through reference data
     department_columns: tuple[str, str] | None = None
     formats: tuple[str, ...] = ("csv",)
+    # A column whose values must be unique across every delivery of the source (checked when loading).
+    unique_across_deliveries: str | None = None
     # Helper columns computed from typed values for the suite's cross-column rules; not stored.
     rule_columns: dict[str, pl.Expr] = field(default_factory=dict)
 

@@ -12,5 +12,6 @@ CONTRACT = Contract(
         Column("haendelsestype", "Hændelsestype", "text", "Påsat brand, Bilbrand, Containerbrand or Anden brand.",
                aliases=("Haendelsestype", "Type")),
     ),
+    unique_across_deliveries="haendelses_id",
     partition_by=("kommunekode", "year:dato"),
 )

@@ -12,5 +12,6 @@ CONTRACT = Contract(
         OMRAADE,
         Column("kategori", "Kategori", "text", "Hærværk, Indbrud, Vold, Tyveri, Narkotika, Brandstiftelse or Andet."),
     ),
+    unique_across_deliveries="anmeldelses_id",
     partition_by=("kommunekode", "month:anmeldt_dato"),
 )
