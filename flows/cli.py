@@ -43,6 +43,18 @@ def _release_frames(error: BaseException | None) -> None:
         error = error.__cause__ or error.__context__
 
 
+def _quiet_prefect(verbose: bool) -> None:
+    """Our own lines only, unless -v; must run before Prefect is imported."""
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
+
+
+def _failure_line(error: Exception, verbose: bool) -> str:
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    _release_frames(error)
+    return f"run failed, warehouse unchanged: {reason}" + ("" if verbose else " (-v shows details)")
+
+
 def _run(args: argparse.Namespace) -> int:
     from transforms.warehouse_file import WarehouseUnavailable, check_warehouse_path
 
@@ -52,8 +64,7 @@ def _run(args: argparse.Namespace) -> int:
         check_warehouse_path(args.warehouse)
     except WarehouseUnavailable as problem:
         return _fail(str(problem), 2)
-    if not args.verbose:  # our own progress lines only; a failure still ends in one line below
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
+    _quiet_prefect(args.verbose)
     from flows.pipeline import run_pipeline  # Prefect's import is slow; keep --help and checks fast
 
     progress = logging.getLogger("boligdata")
@@ -68,9 +79,7 @@ def _run(args: argparse.Namespace) -> int:
             archive_dir=str(args.archive) if args.archive else None,
         )
     except Exception as error:  # the run could not complete; the warehouse is as the last run left it
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        _release_frames(error)
-        return _fail(f"run failed, warehouse unchanged: {reason}" + ("" if args.verbose else " (-v shows details)"), 1)
+        return _fail(_failure_line(error, args.verbose), 1)
     print(summary.render())
     return 0
 
@@ -83,6 +92,103 @@ def _indicators(args: argparse.Namespace) -> int:
     with duckdb.connect(str(args.warehouse), read_only=True) as conn:
         table = conn.sql(INDICATORS_VS_KOMMUNE, params={"indicator": args.indicator, "level": args.level})
         table.show(max_rows=200, max_width=200)
+    return 0
+
+
+def _show(frame, empty: str) -> None:
+    """Print a polars frame as a plain table for a terminal."""
+    import polars as pl
+
+    if frame.is_empty():
+        print(empty)
+        return
+    with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=80, tbl_width_chars=220, tbl_hide_dataframe_shape=True,
+                   tbl_hide_column_data_types=True):
+        print(frame)
+
+
+def _existing_warehouse(path: Path) -> Path | None:
+    return path if path.is_file() else None
+
+
+def _deliveries(args: argparse.Namespace) -> int:
+    from transforms.steward import read_deliveries
+
+    if not _existing_warehouse(args.warehouse):
+        return _fail(f"no warehouse at {args.warehouse}; run `boligdata run` first", 2)
+    frame = read_deliveries(args.warehouse, args.source, args.status)
+    _show(frame.drop("received_at", "encoding"), "no deliveries match")
+    return 0
+
+
+def _quarantine_list(args: argparse.Namespace) -> int:
+    from transforms.steward import read_quarantine
+
+    if not _existing_warehouse(args.warehouse):
+        return _fail(f"no warehouse at {args.warehouse}; run `boligdata run` first", 2)
+    status = None if args.status == "all" else args.status
+    frame = read_quarantine(args.warehouse, args.source, status, args.rule, args.delivery)
+    _show(frame.select("delivery_id", "file_name", "line_number", "column_name", "value", "rule", "status",
+                       "rule_description"), "no quarantined rows match")
+    return 0
+
+
+def _quarantine_show(args: argparse.Namespace) -> int:
+    from transforms.steward import read_deliveries, read_quarantine, read_raw_record
+
+    if not _existing_warehouse(args.warehouse):
+        return _fail(f"no warehouse at {args.warehouse}; run `boligdata run` first", 2)
+    delivery = read_deliveries(args.warehouse).filter(delivery_id=args.delivery)
+    if delivery.is_empty():
+        return _fail(f"no delivery {args.delivery}", 2)
+    info = delivery.row(0, named=True)
+    print(f"delivery {info['delivery_id']}: {info['source']}/{info['file_name']} ({info['status']}, "
+          f"{info['rows_loaded']} of {info['rows_read']} rows loaded, {info['rows_quarantined']} quarantined)")
+    rows = read_quarantine(args.warehouse, status=None, delivery_id=args.delivery)
+    if args.line is not None:
+        rows = rows.filter(line_number=args.line)
+    for line in rows["line_number"].unique(maintain_order=True):
+        record = read_raw_record(args.warehouse, args.delivery, line)
+        print(f"\nline {line}: " + "; ".join(f"{k}={'' if v is None else v}" for k, v in record.items()))
+        for problem in rows.filter(line_number=line).iter_rows(named=True):
+            print(f"  [{problem['status']}] {problem['rule']} on {problem['column_name']} = {problem['value']!r}: "
+                  f"{problem['rule_description']}" + (f" ({problem['note']})" if problem["note"] else ""))
+    return 0
+
+
+def _quarantine_waive(args: argparse.Namespace) -> int:
+    from transforms.steward import waive
+    from transforms.warehouse_file import publish, warehouse_build, writer_lock
+
+    if not _existing_warehouse(args.warehouse):
+        return _fail(f"no warehouse at {args.warehouse}; run `boligdata run` first", 2)
+    warehouse = args.warehouse.resolve()
+    try:
+        with writer_lock(warehouse), warehouse_build(warehouse) as build:
+            count = waive(build, args.reason, args.delivery, args.line, args.rule, args.source)
+            publish(build, warehouse)
+    except ValueError as problem:
+        return _fail(str(problem), 2)
+    print(f"waived {count} quarantined row problem(s): {args.reason.strip()}")
+    return 0
+
+
+def _quarantine_retry(args: argparse.Namespace) -> int:
+    if not _existing_warehouse(args.warehouse):
+        return _fail(f"no warehouse at {args.warehouse}; run `boligdata run` first", 2)
+    _quiet_prefect(args.verbose)
+    from flows.repair import retry_quarantine
+
+    try:
+        outcomes = retry_quarantine(warehouse=str(args.warehouse),
+                                    reference_dir=str(args.reference) if args.reference else None)
+    except Exception as error:
+        return _fail(_failure_line(error, args.verbose), 1)
+    if not outcomes:
+        print("no open quarantined rows")
+    for outcome in outcomes:
+        print(f"{outcome.source}/{outcome.file_name} (delivery {outcome.delivery_id}): {outcome.released_rows} row(s) "
+              f"released, {outcome.still_open_rows} still quarantined" + "".join(f"; {p}" for p in outcome.problems))
     return 0
 
 
@@ -103,6 +209,40 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--indicator", help="only this catalog id")
     show.add_argument("--level", choices=("plan", "area", "all"), default="plan", help="plans (default), areas, or both")
     show.set_defaults(handler=_indicators)
+
+    deliveries = commands.add_parser("deliveries", help="the ledger: every landed file, its status and reason")
+    deliveries.add_argument("--warehouse", type=Path, required=True)
+    deliveries.add_argument("--source", help="only this source (landing folder)")
+    deliveries.add_argument("--status", choices=("loaded", "loaded_with_quarantine", "rejected", "duplicate", "superseded"))
+    deliveries.set_defaults(handler=_deliveries)
+
+    quarantine = commands.add_parser("quarantine", help="rows held back by validation: list, show, waive, retry")
+    actions = quarantine.add_subparsers(dest="action", required=True)
+    listing = actions.add_parser("list", help="quarantined rows with the rule in plain words")
+    listing.add_argument("--warehouse", type=Path, required=True)
+    listing.add_argument("--source")
+    listing.add_argument("--status", choices=("open", "released", "waived", "all"), default="open")
+    listing.add_argument("--rule", help="e.g. unknown_area")
+    listing.add_argument("--delivery", type=int)
+    listing.set_defaults(handler=_quarantine_list)
+    showing = actions.add_parser("show", help="a delivery's quarantined rows as delivered, with every problem")
+    showing.add_argument("delivery", type=int)
+    showing.add_argument("line", type=int, nargs="?")
+    showing.add_argument("--warehouse", type=Path, required=True)
+    showing.set_defaults(handler=_quarantine_show)
+    waiving = actions.add_parser("waive", help="close open rows without loading them, with a reason")
+    waiving.add_argument("--warehouse", type=Path, required=True)
+    waiving.add_argument("--reason", required=True)
+    waiving.add_argument("--delivery", type=int)
+    waiving.add_argument("--line", type=int)
+    waiving.add_argument("--rule")
+    waiving.add_argument("--source")
+    waiving.set_defaults(handler=_quarantine_waive)
+    retrying = actions.add_parser("retry", help="check open rows again (after a reference fix) and load what passes")
+    retrying.add_argument("--warehouse", type=Path, required=True)
+    retrying.add_argument("--reference", type=Path, help="reference data folder (default: warehouse/reference)")
+    retrying.add_argument("-v", "--verbose", action="store_true")
+    retrying.set_defaults(handler=_quarantine_retry)
     return parser
 
 

@@ -50,6 +50,8 @@ CREATE TABLE IF NOT EXISTS meta.quarantine (
     note VARCHAR,
     partition_key VARCHAR
 );
+-- columns added after the first release: older warehouses gain them here
+ALTER TABLE meta.quarantine ADD COLUMN IF NOT EXISTS resolved_by VARCHAR;
 COMMENT ON TABLE meta.quarantine IS 'One row per broken rule of a quarantined row; the row itself stays in raw.<source>.';
 COMMENT ON COLUMN meta.quarantine.delivery_id IS 'Delivery (meta.deliveries) the row came in.';
 COMMENT ON COLUMN meta.quarantine.line_number IS '1-based line in the file; the header is line 1.';
