@@ -20,6 +20,7 @@ from transforms.deliveries import Delivery, LedgerSnapshot, plan_deliveries
 from transforms.load import ensure_schema, record_delivery
 from transforms.materialize import materialize, model_fingerprint
 from transforms.reference import DEFAULT_REFERENCE_DIR, check_reference_tables
+from transforms.report import render_markdown, write_steward_report
 from transforms.run_summary import RunSummary, record_run
 from transforms.warehouse_file import (
     check_warehouse_path, default_archive_dir, publish, warehouse_build, writer_lock,
@@ -75,6 +76,16 @@ def materialize_marts(build: Path, reference_dir: Path) -> dict[str, int]:
 
 
 @step
+def report_to_steward(warehouse: Path, run_id: str) -> Path:
+    """The offline HTML report beside the warehouse, and its summary as an artifact in the Prefect UI."""
+    from prefect.artifacts import create_markdown_artifact
+
+    create_markdown_artifact(markdown=render_markdown(warehouse, run_id), key="boligdata-run",
+                             description="Deliveries by status and the most frequent failing rules")
+    return write_steward_report(warehouse, run_id)
+
+
+@step
 def publish_warehouse(build: Path, warehouse: Path, summary: RunSummary) -> None:
     record_run(build, summary)
     publish(build, warehouse)
@@ -111,4 +122,5 @@ def run_pipeline(landing: str, warehouse: str, reference_dir: str | None = None,
             summary.ledger_rows = [load.result() for load in loads]
             summary.mart_rows = materialize_marts.submit(build, reference, wait_for=[prepared, *loads]).result()
             publish_warehouse(build, warehouse_file, summary)
+        summary.report = report_to_steward(warehouse_file, run_id)
     return summary

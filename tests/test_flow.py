@@ -7,6 +7,8 @@ import sys
 import textwrap
 
 import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 from conftest import NOEGLETAL_HEADER, SIGTELSER_HEADER, query, sigtelser_year, write_extract
 from flows.pipeline import run_pipeline
 from transforms.reference import DEFAULT_REFERENCE_DIR, ReferenceDataError
@@ -41,6 +43,13 @@ def test_run_records_every_file_and_builds_the_marts(tmp_path):
     assert "Deliveries: 4 (1 loaded, 1 loaded_with_quarantine, 2 rejected)" in summary.render()
     (run_id,) = query(warehouse, "SELECT DISTINCT run_id FROM meta.deliveries")[0]
     assert query(warehouse, "SELECT run_id, new_deliveries FROM meta.runs") == [(run_id, 4)]
+
+    # the steward's report beside the warehouse, and the summary in the Prefect UI
+    assert summary.report.parent == tmp_path / "w_reports" and (tmp_path / "w_reports" / "latest.html").exists()
+    assert "not a text file: it contains NUL bytes" in summary.report.read_text(encoding="utf-8")
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["boligdata-run"])))
+    assert any("| rejected | 2 | 0 | 0 |" in artifact.data and "unknown_area" in artifact.data for artifact in artifacts)
 
     # A second run with nothing new leaves the file exactly as it was.
     before = warehouse.stat()

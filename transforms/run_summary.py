@@ -21,6 +21,7 @@ class RunSummary:
     model_fingerprint: str
     ledger_rows: list[dict] = field(default_factory=list)  # meta.deliveries rows this run wrote
     mart_rows: dict[str, int] = field(default_factory=dict)  # empty when the warehouse was unchanged
+    report: Path | None = None  # the steward's HTML report of the run
 
     @staticmethod
     def describe(ledger_row: dict) -> str:
@@ -52,6 +53,7 @@ class RunSummary:
             f"Rows: {self.total('rows_loaded')} loaded, {self.total('rows_quarantined')} quarantined",
             "Marts: " + ", ".join(f"marts.{name} ({rows} rows)" for name, rows in self.mart_rows.items()),
             f"Warehouse: {self.warehouse}",
+            *([f"Steward report: {self.report}"] if self.report else []),
         ])
 
 
