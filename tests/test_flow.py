@@ -131,3 +131,25 @@ def test_a_killed_run_leaves_the_last_completed_warehouse_and_the_next_run_recov
     assert summary.status_counts == {"loaded": 6}
     assert not (tmp_path / ".w.duckdb.building").exists()
     assert query(warehouse, "SELECT count(*) FROM meta.deliveries") == [(10,)]
+
+
+def test_quarantine_retry_flow_releases_rows_after_a_reference_fix_and_republishes(tmp_path):
+    from flows.repair import retry_quarantine
+
+    landing, warehouse = tmp_path / "landing", tmp_path / "w.duckdb"
+    write_extract(landing / "kommune_noegletal" / "n.csv", [NOEGLETAL_HEADER, "2016;330;Motalvej;befolkning;1.500;",
+                                                          "2016;330;Sydbyen;befolkning;1.350;"])
+    run_pipeline(landing=str(landing), warehouse=str(warehouse))
+    reference = tmp_path / "reference"
+    shutil.copytree(DEFAULT_REFERENCE_DIR, reference)
+    with open(reference / "scope_aliases.csv", "a", encoding="utf-8") as aliases:
+        aliases.write("Motalvej;area;motalavej\n")
+
+    outcomes = retry_quarantine(warehouse=str(warehouse), reference_dir=str(reference))
+
+    assert [(o.file_name, o.released_rows, o.still_open_rows) for o in outcomes] == [("n.csv", 1, 0)]
+    assert query(warehouse, "SELECT status FROM meta.quarantine") == [("released",)]
+    assert query(warehouse, "SELECT scope_id, taeller FROM staging.kommune_noegletal ORDER BY 1") == [
+        ("motalavej", 1500.0), ("sydbyen", 1350.0)]
+    assert query(warehouse, "SELECT status, rows_loaded, rows_quarantined FROM meta.deliveries") == [("loaded", 2, 0)]
+    assert not (tmp_path / ".w.duckdb.building").exists()

@@ -182,3 +182,24 @@ def test_a_duplicate_key_within_and_across_deliveries_and_a_total_row_in_a_housi
     assert query(warehouse, "SELECT delivery_id, line_number, rule, value, note FROM meta.quarantine ORDER BY 1, 2") == [
         (1, 2, "duplicate_id", "B1", None), (1, 3, "duplicate_id", "B1", None),
         (3, 2, "duplicate_id", "B2", "already loaded by delivery 2, line 2")]
+
+
+def test_retry_judges_a_held_back_row_with_the_rest_of_its_delivery(paths, tmp_path):
+    """An I alt row held back for its area name is checked against its law rows, which were loaded."""
+    landing, warehouse = paths
+    land(landing, "politi_sigtelser", "s.csv", [
+        SIGTELSER_HEADER,
+        "2016;330;Motalavej;Straffeloven;30;60;;",
+        "2016;330;Motalavej;Våbenloven;5;8;;",
+        "2016;330;Motalavej;Lov om euforiserende stoffer;10;20;;",
+        "2016;330;Motalvej;I alt;45;88;40;20",
+    ])
+    ingest_all(landing, warehouse)
+    assert {rule for (rule,) in query(warehouse, "SELECT rule FROM meta.quarantine")} == {"unknown_area", "i_alt_sum"}
+    reference = tmp_path / "reference"
+    shutil.copytree(DEFAULT_REFERENCE_DIR, reference)
+    with open(reference / "scope_aliases.csv", "a", encoding="utf-8") as aliases:
+        aliases.write("Motalvej;area;motalavej\n")
+    (outcome,) = retry_quarantined(warehouse, reference)
+    assert (outcome.released_rows, outcome.still_open_rows) == (1, 0)
+    assert query(warehouse, "SELECT count(*) FROM staging.politi_sigtelser WHERE scope_id = 'motalavej'") == [(4,)]
