@@ -34,7 +34,7 @@ def test_housing_file_in_cp1252_with_leading_zeros_and_organisation_spelled_othe
     assert query(warehouse, "SELECT afdeling, haervaerksudgift, ventelistetal FROM staging.boligorg_afdelinger ORDER BY 1") == [
         (15, 61872.5, 890), (21, 40963.0, None), (35, 1000.0, None)]
     assert indicator(warehouse, "fraflytningsprocent", "area", "motalavej", 2016) == (75 / 800 * 100, 75.0, 800.0)
-    assert indicator(warehouse, "udsaettelser", "area", "motalavej", 2016) == (3.0, 3.0, None)
+    assert indicator(warehouse, "udsaettelser", "area", "motalavej", 2016) == (None, None, None)  # 3 households: suppressed
     value, numerator, denominator = indicator(warehouse, "tomgang_pct", "area", "motalavej", 2016)
     assert (numerator, denominator) == (2228.0, 800 * 366)  # 2016 has 366 days
 

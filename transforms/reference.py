@@ -27,8 +27,20 @@ REFERENCE_TABLES: dict[str, dict[str, pl.DataType]] = {
                     "valid_to": DATE, "note": TEXT},
     "indicators": {"indicator": TEXT, "definition": TEXT, "unit": TEXT, "direction": TEXT, "source": TEXT,
                    "numerator_measure": TEXT, "denominator_measure": TEXT, "scale": pl.Float64,
-                   "delivered_measure": TEXT},
+                   "delivered_measure": TEXT, "person_based": pl.Boolean, "levels": TEXT},
+    "disclosure": {"setting": TEXT, "value": pl.Float64, "meaning": TEXT},
+    "targets": {"plan_id": TEXT, "target_id": TEXT, "indicator": TEXT, "level": TEXT, "scope_id": TEXT, "rule": TEXT,
+                "target_value": pl.Float64, "reference_level": TEXT, "reference_scope_id": TEXT,
+                "baseline_year": pl.Int32, "first_year": pl.Int32, "last_year": pl.Int32, "description": TEXT},
 }
+
+
+def _typed(column: str, dtype: pl.DataType) -> pl.Expr:
+    if dtype == DATE:
+        return pl.col(column).str.strptime(DATE, "%Y-%m-%d")
+    if dtype == pl.Boolean:  # written true/false; anything else is an error
+        return pl.col(column).str.to_lowercase().replace_strict({"true": True, "false": False}, return_dtype=pl.Boolean)
+    return pl.col(column).cast(dtype)
 
 
 class ReferenceDataError(Exception):
@@ -43,9 +55,7 @@ def read_reference_table(reference_dir: Path, name: str) -> pl.DataFrame:
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             raise ReferenceDataError(f"reference file {path}: missing column(s) {', '.join(missing)}")
-        return frame.select(
-            pl.col(c).str.strptime(t, "%Y-%m-%d") if t == DATE else pl.col(c).cast(t) for c, t in columns.items()
-        )
+        return frame.select(_typed(c, t) for c, t in columns.items())
     except (OSError, pl.exceptions.PolarsError) as error:
         raise ReferenceDataError(f"reference file {path}: {str(error).strip().splitlines()[0]}") from error
 

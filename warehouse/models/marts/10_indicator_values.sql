@@ -29,30 +29,45 @@ indicator_scopes AS (
     JOIN scoped_measures AS m ON m.measure IN (i.numerator_measure, i.delivered_measure)
 ),
 indicator_inputs AS (
-    SELECT s.indicator, s.level, s.scope_id, s.year, i.unit, i.scale, i.denominator_measure,
+    SELECT s.indicator, s.level, s.scope_id, s.year, i.unit, i.scale, i.denominator_measure, i.person_based,
            n.value AS numerator, d.value AS denominator, v.value AS delivered_value
     FROM indicator_scopes AS s
-    JOIN ref.indicators AS i ON i.indicator = s.indicator
+    JOIN ref.indicators AS i
+      ON i.indicator = s.indicator AND list_contains(string_split(i.levels, ','), s.level)
     LEFT JOIN scoped_measures AS n
         ON n.measure = i.numerator_measure AND n.level = s.level AND n.scope_id = s.scope_id AND n.year = s.year
     LEFT JOIN scoped_measures AS d
         ON d.measure = i.denominator_measure AND d.level = s.level AND d.scope_id = s.scope_id AND d.year = s.year
     LEFT JOIN scoped_measures AS v
         ON v.measure = i.delivered_measure AND v.level = s.level AND v.scope_id = s.scope_id AND v.year = s.year
+),
+disclosure AS (
+    SELECT max(value) FILTER (WHERE setting = 'min_denominator') AS min_denominator,
+           max(value) FILTER (WHERE setting = 'small_numerator_min') AS small_numerator_min,
+           max(value) FILTER (WHERE setting = 'small_numerator_max') AS small_numerator_max
+    FROM ref.disclosure
+),
+checked AS (
+    -- person-based figures of small groups are hidden (ref.disclosure); numerator and denominator too,
+    -- or the value could be recomputed from them
+    SELECT x.*, coalesce(x.person_based AND (x.denominator < d.min_denominator
+                     OR x.numerator BETWEEN d.small_numerator_min AND d.small_numerator_max), false) AS suppressed
+    FROM indicator_inputs AS x CROSS JOIN disclosure AS d
 )
 SELECT
     indicator,
     level,
     scope_id,
     year::INTEGER AS year,
-    CASE WHEN numerator IS NULL THEN delivered_value
+    CASE WHEN suppressed THEN NULL
+         WHEN numerator IS NULL THEN delivered_value
          WHEN denominator_measure IS NULL THEN numerator
          WHEN denominator > 0 THEN scale * numerator / denominator END AS value,
-    numerator,
-    denominator,
+    CASE WHEN NOT suppressed THEN numerator END AS numerator,
+    CASE WHEN NOT suppressed THEN denominator END AS denominator,
     unit,
-    false AS suppressed
-FROM indicator_inputs
+    suppressed
+FROM checked
 ORDER BY indicator, level, scope_id, year;
 
 COMMENT ON TABLE marts.indicator_values IS 'One row per (indicator, level, scope_id, year): the indicator value with its numerator and denominator.';
@@ -60,8 +75,8 @@ COMMENT ON COLUMN marts.indicator_values.indicator IS 'Catalog id (ref.indicator
 COMMENT ON COLUMN marts.indicator_values.level IS 'area, plan, kommune or national.';
 COMMENT ON COLUMN marts.indicator_values.scope_id IS 'Area id, plan id, kommune code (text), landsplan or sub.';
 COMMENT ON COLUMN marts.indicator_values.year IS 'Calendar year.';
-COMMENT ON COLUMN marts.indicator_values.value IS 'The indicator in its unit; NULL when suppressed or not computable (e.g. a zero denominator).';
+COMMENT ON COLUMN marts.indicator_values.value IS 'The indicator in its unit; NULL when suppressed (see suppressed) or not computable (e.g. a zero denominator).';
 COMMENT ON COLUMN marts.indicator_values.numerator IS 'Summed numerator (for counts: the count); NULL where the rate was delivered without one.';
 COMMENT ON COLUMN marts.indicator_values.denominator IS 'Summed denominator; NULL for counts.';
 COMMENT ON COLUMN marts.indicator_values.unit IS 'pct, per_1000, count, grade or kr.';
-COMMENT ON COLUMN marts.indicator_values.suppressed IS 'True when the value is hidden by disclosure control.';
+COMMENT ON COLUMN marts.indicator_values.suppressed IS 'True when disclosure control hides the value, numerator and denominator (person-based indicator, small group: ref.disclosure).';

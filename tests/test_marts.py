@@ -1,0 +1,139 @@
+"""Disclosure control and target evaluation, on small deliveries built here."""
+
+import shutil
+
+import pytest
+from conftest import NOEGLETAL_HEADER, SIGTELSER_HEADER, indicator, ingest_all, land, query, sigtelser_year
+
+from transforms.reference import DEFAULT_REFERENCE_DIR
+
+BOLIGORG_HEADER = ("Boligorganisation;Afdeling;År;Lejemål;Fraflytninger;Udsættelser;Tomgangsdage;Hærværkssager;"
+                   "Hærværksudgift (kr.);Ventelistetal")
+
+
+@pytest.fixture
+def paths(tmp_path):
+    return tmp_path / "landing", tmp_path / "w.duckdb"
+
+
+def reference_with(tmp_path, **replacements):
+    """A copy of the reference data with some files' content replaced."""
+    reference = tmp_path / "reference"
+    shutil.copytree(DEFAULT_REFERENCE_DIR, reference)
+    for name, text in replacements.items():
+        (reference / f"{name}.csv").write_text(text, encoding="utf-8")
+    return reference
+
+
+def share_rows(area, year, numerator, denominator):
+    return f"{year};330;{area};uddannelsesparat_9kl_andel;{numerator};{denominator}"
+
+
+def test_small_person_based_groups_are_suppressed_in_every_mart(paths):
+    landing, warehouse = paths
+    land(landing, "kommune_noegletal", "n.csv", [
+        NOEGLETAL_HEADER,
+        share_rows("Motalavej", 2016, 12, 19),      # denominator under 20
+        share_rows("Ringparken", 2016, 3, 40),      # numerator 1-4
+        share_rows("Sydbyen", 2016, 0, 40),         # 0 is shown
+        share_rows("Skælskør", 2016, 30, 40),
+        share_rows("Hele kommunen", 2016, 700, 900),
+    ])
+    land(landing, "politi_sigtelser", "s.csv", [SIGTELSER_HEADER, *sigtelser_year(2016, "Motalavej", afgoerelser=(1, 1, 0))])
+    ingest_all(landing, warehouse)
+    rows = dict((scope, (value, numerator, denominator, suppressed)) for scope, value, numerator, denominator, suppressed in query(
+        warehouse, """SELECT scope_id, value, numerator, denominator, suppressed FROM marts.indicator_values
+                      WHERE indicator = 'uddannelsesparat_9kl_andel' AND level = 'area'"""))
+    assert rows["motalavej"] == (None, None, None, True)
+    assert rows["ringparken"] == (None, None, None, True)
+    assert rows["sydbyen"] == (0.0, 0.0, 40.0, False)
+    assert rows["skaelskoer"] == (75.0, 30.0, 40.0, False)
+    # the plan still adds up its areas: (12 + 3 + 0 + 30) / (19 + 40 + 40 + 40)
+    assert indicator(warehouse, "uddannelsesparat_9kl_andel", "plan", "slagelse-2017", 2016)[0] == pytest.approx(4500 / 139)
+    assert query(warehouse, """SELECT value, kommune_value, difference, better_than_kommune, suppressed
+        FROM marts.indicator_vs_kommune WHERE indicator = 'uddannelsesparat_9kl_andel' AND scope_id = 'motalavej'""") == [
+        (None, pytest.approx(700 / 9), None, None, True)]
+    # counts that are not about persons are never suppressed: 2 decisions stay 2
+    assert query(warehouse, """SELECT numerator, suppressed FROM marts.indicator_values
+        WHERE indicator = 'afgoerelser_pr_1000' AND scope_id = 'motalavej'""") == [(2.0, False)]
+
+
+def test_the_disclosure_rule_is_configuration(paths, tmp_path):
+    landing, warehouse = paths
+    land(landing, "kommune_noegletal", "n.csv", [NOEGLETAL_HEADER, share_rows("Motalavej", 2016, 12, 19)])
+    reference = reference_with(tmp_path, disclosure="setting;value;meaning\nmin_denominator;10;x\n"
+                                                     "small_numerator_min;1;x\nsmall_numerator_max;2;x\n")
+    ingest_all(landing, warehouse, reference)
+    assert query(warehouse, "SELECT value, suppressed FROM marts.indicator_values WHERE indicator = 'uddannelsesparat_9kl_andel'") == [
+        (pytest.approx(1200 / 19), False)]
+
+
+TARGET_HEADER = ("plan_id;target_id;indicator;level;scope_id;rule;target_value;reference_level;reference_scope_id;"
+                 "baseline_year;first_year;last_year;description")
+
+
+def housing_years(moves_by_year):
+    """FOB's four Ringparken departments and SAB 3, 100 tenancies each, `moves` move-outs spread evenly."""
+    rows = [BOLIGORG_HEADER]
+    for year, moves in moves_by_year.items():
+        rows += [f"FOB;{n};{year};100;{moves // 5};0;0;0;0;" for n in (23, 24, 26, 32)]
+        rows.append(f"Slagelse Almennyttige Boligselskab;3;{year};100;{moves - 4 * (moves // 5)};0;0;0;0;")
+    return rows
+
+
+def test_every_rule_kind_and_a_missing_year(paths, tmp_path):
+    landing, warehouse = paths
+    # fraflytningsprocent of ringparken: 2016 20 %, 2017 18 %, 2018 missing, 2019 10 %
+    land(landing, "boligorg_afdelinger", "fob.csv", housing_years({2016: 100, 2017: 90, 2019: 50}))
+    targets = TARGET_HEADER + "\n" + "\n".join([
+        "p;fixed-below;fraflytningsprocent;area;ringparken;below;19;;;;2016;2017;x",
+        "p;fixed-at-least;fraflytningsprocent;area;ringparken;at_least;18;;;;2017;2017;x",
+        "p;over-reference;fraflytningsprocent;area;ringparken;above_reference;;area;ringparken;2017;2019;2019;x",
+        "p;at-most-baseline;fraflytningsprocent;area;ringparken;at_most_baseline;;;;2016;2017;2017;x",
+        "p;compounded;fraflytningsprocent;area;ringparken;compounded_change;-0.10;;;2016;2017;2019;x",
+        "p;yearly;fraflytningsprocent;area;ringparken;yearly_change;-0.10;;;2016;2017;2019;x",
+        "p;no-baseline;fraflytningsprocent;area;ringparken;at_most_baseline;;;;2010;2017;2017;x",
+    ]) + "\n"
+    ingest_all(landing, warehouse, reference_with(tmp_path, targets=targets))
+    status = {(t, y): (target, actual, met, note) for t, y, target, actual, met, note in query(warehouse, """
+        SELECT target_id, year, round(target_value, 4), actual_value, met, note FROM marts.target_status""")}
+    assert status[("fixed-below", 2016)] == (19.0, 20.0, False, None)
+    assert status[("fixed-below", 2017)] == (19.0, 18.0, True, None)
+    assert status[("fixed-at-least", 2017)] == (18.0, 18.0, True, None)
+    assert status[("over-reference", 2019)] == (18.0, 10.0, False, None)
+    assert status[("at-most-baseline", 2017)] == (20.0, 18.0, True, None)
+    assert status[("compounded", 2017)] == (18.0, 18.0, True, None)
+    assert status[("compounded", 2018)] == (16.2, None, None, "no fraflytningsprocent value for 2018 (missing, not zero)")
+    assert status[("compounded", 2019)] == (14.58, 10.0, True, None)
+    assert status[("yearly", 2017)] == (18.0, 18.0, True, None)
+    # 2018 is missing: 2019 is held against 2017 compounded over two years, and says so
+    assert status[("yearly", 2019)] == (14.58, 10.0, True, "compared with 2017: 1 year(s) without a value skipped")
+    assert status[("no-baseline", 2017)] == (None, 18.0, None, "no baseline value for 2010")
+
+
+def test_a_suppressed_value_is_not_evaluated(paths, tmp_path):
+    landing, warehouse = paths
+    land(landing, "kommune_noegletal", "n.csv", [NOEGLETAL_HEADER, share_rows("Motalavej", 2018, 12, 19)])
+    targets = TARGET_HEADER + "\np;t;uddannelsesparat_9kl_andel;area;motalavej;at_least;50;;;;2018;2018;x\n"
+    ingest_all(landing, warehouse, reference_with(tmp_path, targets=targets))
+    assert query(warehouse, "SELECT actual_value, met, suppressed, note FROM marts.target_status") == [
+        (None, None, True, "value suppressed by disclosure control")]
+
+
+def test_the_agreements_targets_are_all_encoded(paths):
+    landing, warehouse = paths
+    ingest_all(landing, warehouse)
+    targets = query(warehouse, "SELECT plan_id, target_id, count(DISTINCT scope_id) FROM ref.targets GROUP BY ALL ORDER BY 1, 2")
+    assert targets == [
+        ("amagerbro-2018", "udsaettelser-hoejst-2016", 1),
+        ("amagerbro-2018", "utryghed-hoejst-10-pct-2020", 1),
+        ("slagelse-2017", "1-tryghed-over-egen-2017", 2),
+        ("slagelse-2017", "1-tryghed-over-sub", 2),
+        ("slagelse-2017", "2-fraflytning-falder-10-pct", 5),
+        ("slagelse-2017", "3-haervaerk-falder-15-pct", 4),
+        ("slagelse-2017", "4-afgoerelser-hoejst-20-i-2021", 1),
+        ("slagelse-2017", "4-afgoerelser-omraade", 4),
+        ("slagelse-2017", "4-afgoerelser-under-28", 4),
+        ("slagelse-2017", "5-paasatte-brande-falder-10-pct", 1),
+    ]
+    assert query(warehouse, "SELECT DISTINCT met, note IS NOT NULL FROM marts.target_status") == [(None, True)]  # no data yet
