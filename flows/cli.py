@@ -192,6 +192,35 @@ def _quarantine_retry(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain(args: argparse.Namespace) -> int:
+    from transforms.lineage import explain
+
+    if not _existing_warehouse(args.warehouse):
+        return _fail(f"no warehouse at {args.warehouse}; run `boligdata run` first", 2)
+    found = explain(args.warehouse, args.indicator, args.scope, args.year)
+    if found is None:
+        return _fail(f"no {args.indicator} value for {args.scope} in {args.year} in marts.indicator_values", 2)
+    shown = "suppressed (disclosure control)" if found["suppressed"] else f"{found['value']} {found['unit']}"
+    print(f"{found['indicator']} for {found['level']} {found['scope_id']}, {found['year']}: {shown}")
+    print(f"  {found['definition']}")
+    if not found["suppressed"]:
+        print(f"  numerator {found['numerator']}, denominator {found['denominator']} (measures: {', '.join(found['measures'])})")
+    print("  from these deliveries (staged rows of the scope and year):")
+    for d in found["deliveries"]:
+        print(f"    delivery {d['delivery_id']}: {d['source']}/{d['file_name']}, {d['rows']} row(s), received {d['received_at']:%Y-%m-%d %H:%M}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from transforms.export import export_marts
+
+    if not _existing_warehouse(args.warehouse):
+        return _fail(f"no warehouse at {args.warehouse}; run `boligdata run` first", 2)
+    for path in export_marts(args.warehouse, args.directory):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="boligdata", description="Indicator pipeline for boligsociale helhedsplaner.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -209,6 +238,19 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--indicator", help="only this catalog id")
     show.add_argument("--level", choices=("plan", "area", "all"), default="plan", help="plans (default), areas, or both")
     show.set_defaults(handler=_indicators)
+
+    explaining = commands.add_parser("explain", help="a figure's value, numerator/denominator and the deliveries behind it")
+    explaining.add_argument("indicator")
+    explaining.add_argument("scope", help="area id, plan id, kommune code, landsplan or sub")
+    explaining.add_argument("year", type=int)
+    explaining.add_argument("--warehouse", type=Path, required=True)
+    explaining.set_defaults(handler=_explain)
+
+    exporting = commands.add_parser("export", help="write the marts (and the indicator catalog) for other tools")
+    exporting.add_argument("directory", type=Path)
+    exporting.add_argument("--format", choices=("parquet",), default="parquet")
+    exporting.add_argument("--warehouse", type=Path, required=True)
+    exporting.set_defaults(handler=_export)
 
     deliveries = commands.add_parser("deliveries", help="the ledger: every landed file, its status and reason")
     deliveries.add_argument("--warehouse", type=Path, required=True)

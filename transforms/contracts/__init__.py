@@ -71,6 +71,14 @@ class Contract:
         return next(c for c in self.columns if c.name == name)
 
     @property
+    def year_sql(self) -> str:
+        """SQL for the calendar year a staged row speaks for (År, or the year of its event date)."""
+        if any(c.name == "aar" for c in self.columns):
+            return "aar"
+        dated = next(part.rpartition(":")[2] for part in self.partition_by if ":" in part)
+        return f"year({dated})"
+
+    @property
     def suite_path(self) -> Path:
         return EXPECTATIONS_DIR / f"{self.source}.json"
 
