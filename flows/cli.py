@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -221,6 +222,61 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _watch_loop(landing: Path, warehouse: Path, interval: float, once: bool) -> None:
+    from flows.local_stack import announce
+    from transforms.watch import LandingWatcher
+
+    watcher = LandingWatcher(landing, warehouse, warehouse.with_name(f".{warehouse.name}.watch.json"))
+    looks = 0
+    while True:
+        for path in watcher.poll():
+            announce(path, watcher.landing)
+            print(f"announced {path.relative_to(watcher.landing)}", flush=True)
+        looks += 1
+        if once and looks == 2:  # a file counts as complete when two looks agree
+            return
+        time.sleep(interval)
+
+
+def _watch(args: argparse.Namespace) -> int:
+    if not os.environ.get("PREFECT_API_URL"):
+        return _fail("watch needs a Prefect server: set PREFECT_API_URL (boligdata serve does)", 2)
+    try:
+        _watch_loop(args.landing.resolve(), args.warehouse.resolve(), args.interval, args.once)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from flows import local_stack
+
+    home = args.prefect_home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    env = local_stack.stack_env(args.port, home, args.landing, args.warehouse)
+    log = home / "boligdata-serve.log"
+    print(f"starting Prefect on {env['PREFECT_API_URL']} (log: {log})", flush=True)
+    server = local_stack.start_server(env, log)
+    worker = None
+    try:
+        local_stack.deploy(env, log)
+        os.environ.update({k: env[k] for k in ("PREFECT_API_URL", "PREFECT_HOME")})
+        if args.alert_webhook:
+            local_stack.create_failure_alert(args.alert_webhook)
+        else:
+            print("no --alert-webhook: failed runs show in the Prefect UI only", flush=True)
+        worker = local_stack.start_worker(env, log)
+        print(f"deployments registered, worker started; watching {args.landing} (Ctrl-C stops)", flush=True)
+        _watch_loop(args.landing.resolve(), args.warehouse.resolve(), args.interval, once=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if worker:
+            local_stack.stop(worker)
+        local_stack.stop(server)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="boligdata", description="Indicator pipeline for boligsociale helhedsplaner.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -251,6 +307,23 @@ def build_parser() -> argparse.ArgumentParser:
     exporting.add_argument("--format", choices=("parquet",), default="parquet")
     exporting.add_argument("--warehouse", type=Path, required=True)
     exporting.set_defaults(handler=_export)
+
+    watching = commands.add_parser("watch", help="announce complete new files under LANDING as boligdata.extract.landed events")
+    watching.add_argument("--landing", type=Path, required=True)
+    watching.add_argument("--warehouse", type=Path, required=True, help="its ledger says what is already in")
+    watching.add_argument("--interval", type=float, default=5.0, help="seconds between looks")
+    watching.add_argument("--once", action="store_true", help="look twice, announce, exit")
+    watching.set_defaults(handler=_watch)
+
+    serving = commands.add_parser("serve", help="local Prefect server, worker, deployments (prefect.yaml) and watcher")
+    serving.add_argument("--landing", type=Path, required=True)
+    serving.add_argument("--warehouse", type=Path, required=True)
+    serving.add_argument("--port", type=int, default=4200)
+    serving.add_argument("--prefect-home", type=Path, default=Path(".prefect"), help="server database and logs")
+    serving.add_argument("--alert-webhook", default=os.environ.get("BOLIGDATA_ALERT_WEBHOOK"),
+                         help="URL that gets a POST when a run fails (default: $BOLIGDATA_ALERT_WEBHOOK)")
+    serving.add_argument("--interval", type=float, default=5.0, help="seconds between looks at LANDING")
+    serving.set_defaults(handler=_serve)
 
     deliveries = commands.add_parser("deliveries", help="the ledger: every landed file, its status and reason")
     deliveries.add_argument("--warehouse", type=Path, required=True)

@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 from pathlib import Path
 
+import duckdb
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
@@ -29,8 +30,19 @@ from transforms.warehouse_file import (
 # Progress lines for the terminal and the Prefect UI (PREFECT_LOGGING_EXTRA_LOGGERS=boligdata).
 progress = logging.getLogger("boligdata.run")
 
+LOADED_EVENT = "boligdata.deliveries.loaded"
+
+
+def _transient(task, task_run, state) -> bool:
+    """Retry what may pass on a second try (a busy file, an interrupted write), never a data problem."""
+    error = state.result(raise_on_failure=False)
+    return isinstance(error, (duckdb.IOException, OSError)) and not isinstance(error, (FileNotFoundError, IsADirectoryError))
+
+
 # Frames travel between tasks in memory; hashing them for a cache key would cost a full pass.
 step = task(cache_policy=NO_CACHE)
+# Steps that write the warehouse build or the published file.
+writing_step = task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2, retry_condition_fn=_transient)
 
 
 @step
@@ -40,10 +52,8 @@ def discover_deliveries(landing: Path, warehouse: Path) -> tuple[list[Delivery],
     return plan_deliveries(landing, ledger), ledger.model_fingerprint
 
 
-@step
+@writing_step
 def prepare_warehouse(build: Path) -> None:
-    import duckdb
-
     with duckdb.connect(str(build)) as conn:
         ensure_schema(conn)
 
@@ -63,16 +73,26 @@ def validate_delivery(delivery: Delivery, reference_dir: Path) -> Delivery:
     return ingest.validate_delivery(delivery, reference_dir)
 
 
-@step
+@writing_step
 def load_delivery(delivery: Delivery, build: Path, run_id: str) -> dict:
     ledger_row = record_delivery(build, delivery, run_id)
     progress.info(RunSummary.describe(ledger_row))
     return ledger_row
 
 
-@step
+@writing_step
 def materialize_marts(build: Path, reference_dir: Path) -> dict[str, int]:
     return materialize(build, reference_dir)
+
+
+@step
+def announce_loaded(warehouse: Path, summary: RunSummary) -> None:
+    """Tell the event system (and the materialization deployment's trigger) that deliveries landed in the warehouse."""
+    from prefect.events import emit_event
+
+    emit_event(event=LOADED_EVENT, resource={"prefect.resource.id": f"boligdata.warehouse.{warehouse}"},
+               payload={"warehouse": str(warehouse), "deliveries": len(summary.ledger_rows),
+                        "statuses": summary.status_counts, "marts_rebuilt": bool(summary.mart_rows)})
 
 
 @step
@@ -85,16 +105,19 @@ def report_to_steward(warehouse: Path, run_id: str) -> Path:
     return write_steward_report(warehouse, run_id)
 
 
-@step
+@writing_step
 def publish_warehouse(build: Path, warehouse: Path, summary: RunSummary) -> None:
     record_run(build, summary)
     publish(build, warehouse)
 
 
 @flow(name="boligdata-run", log_prints=False)
-def run_pipeline(landing: str, warehouse: str, reference_dir: str | None = None,
-                 archive_dir: str | None = None) -> RunSummary:
-    """Ingest every new file under LANDING/<source>/ into WAREHOUSE and rebuild the marts."""
+def run_pipeline(landing: str, warehouse: str, reference_dir: str | None = None, archive_dir: str | None = None,
+                 landed_path: str | None = None, materialize: bool = True) -> RunSummary:
+    """Ingest every new file under LANDING/<source>/ into WAREHOUSE and, unless told not to, rebuild the
+    marts. LANDED_PATH names the file whose arrival triggered the run (a boligdata.extract.landed event);
+    the run takes in every complete new file, so the other files of a burst need no run of their own.
+    New deliveries are announced as a `boligdata.deliveries.loaded` event."""
     landing_dir = Path(landing).resolve()
     warehouse_file = check_warehouse_path(Path(warehouse))
     reference = Path(reference_dir).resolve() if reference_dir else DEFAULT_REFERENCE_DIR
@@ -104,10 +127,13 @@ def run_pipeline(landing: str, warehouse: str, reference_dir: str | None = None,
     check_reference_tables(reference)
     fingerprint = model_fingerprint(reference)
 
+    if landed_path:
+        progress.info("triggered by %s landing", landed_path)
     with writer_lock(warehouse_file):
         deliveries, published_fingerprint = discover_deliveries(landing_dir, warehouse_file)
-        summary = RunSummary(run_id, str(landing_dir), str(warehouse_file), started_at, fingerprint)
-        if not deliveries and published_fingerprint == fingerprint:
+        summary = RunSummary(run_id, str(landing_dir), str(warehouse_file), started_at,
+                             fingerprint if materialize else None)
+        if not deliveries and (published_fingerprint == fingerprint or not materialize):
             progress.info("nothing new under %s; the warehouse is unchanged", landing_dir)
             return summary
         with warehouse_build(warehouse_file) as build:
@@ -120,7 +146,29 @@ def run_pipeline(landing: str, warehouse: str, reference_dir: str | None = None,
                 previous = load_delivery.submit(validated, build, run_id, wait_for=[previous])
                 loads.append(previous)
             summary.ledger_rows = [load.result() for load in loads]
-            summary.mart_rows = materialize_marts.submit(build, reference, wait_for=[prepared, *loads]).result()
+            if materialize:
+                summary.mart_rows = materialize_marts.submit(build, reference, wait_for=[prepared, *loads]).result()
             publish_warehouse(build, warehouse_file, summary)
         summary.report = report_to_steward(warehouse_file, run_id)
+    if summary.ledger_rows:
+        announce_loaded(warehouse_file, summary)
+    return summary
+
+
+@flow(name="boligdata-materialize", log_prints=False)
+def materialize_warehouse(warehouse: str, reference_dir: str | None = None) -> RunSummary:
+    """Rebuild the marts if deliveries or reference data changed since they were last built."""
+    warehouse_file = check_warehouse_path(Path(warehouse))
+    reference = Path(reference_dir).resolve() if reference_dir else DEFAULT_REFERENCE_DIR
+    check_reference_tables(reference)
+    summary = RunSummary(str(flow_run.id or "local"), "(materialize)", str(warehouse_file),
+                         dt.datetime.now(dt.UTC).replace(tzinfo=None), model_fingerprint(reference))
+    with writer_lock(warehouse_file):
+        if LedgerSnapshot.read(warehouse_file).model_fingerprint == summary.model_fingerprint:
+            progress.info("the marts of %s are current", warehouse_file)
+            return summary
+        with warehouse_build(warehouse_file) as build:
+            prepare_warehouse(build)
+            summary.mart_rows = materialize_marts(build, reference)
+            publish_warehouse(build, warehouse_file, summary)
     return summary

@@ -153,3 +153,20 @@ def test_quarantine_retry_flow_releases_rows_after_a_reference_fix_and_republish
         ("motalavej", 1500.0), ("sydbyen", 1350.0)]
     assert query(warehouse, "SELECT status, rows_loaded, rows_quarantined FROM meta.deliveries") == [("loaded", 2, 0)]
     assert not (tmp_path / ".w.duckdb.building").exists()
+
+
+def test_writing_steps_retry_transient_errors_only():
+    import duckdb as duck
+    from prefect.states import Failed
+
+    from flows.pipeline import _transient
+    from transforms.validate import SuiteError
+
+    def failed_with(error):
+        return Failed(data=error)
+
+    assert _transient(None, None, failed_with(duck.IOException("Could not set lock on file")))
+    assert _transient(None, None, failed_with(OSError("No space left on device")))
+    assert not _transient(None, None, failed_with(FileNotFoundError("gone")))
+    assert not _transient(None, None, failed_with(SuiteError("broken suite")))
+    assert not _transient(None, None, failed_with(ValueError("bad data")))

@@ -18,7 +18,7 @@ class RunSummary:
     landing_dir: str
     warehouse: str
     started_at: dt.datetime
-    model_fingerprint: str
+    model_fingerprint: str | None  # what the marts were built from; None when this run did not build them
     ledger_rows: list[dict] = field(default_factory=list)  # meta.deliveries rows this run wrote
     mart_rows: dict[str, int] = field(default_factory=dict)  # empty when the warehouse was unchanged
     report: Path | None = None  # the steward's HTML report of the run
@@ -45,13 +45,15 @@ class RunSummary:
         return sum(row[column] or 0 for row in self.ledger_rows)
 
     def render(self) -> str:
-        if not self.mart_rows:
+        if not self.ledger_rows and not self.mart_rows:
             return f"Nothing new under {self.landing_dir}; warehouse unchanged: {self.warehouse}"
+        marts = (", ".join(f"marts.{name} ({rows} rows)" for name, rows in self.mart_rows.items())
+                 or "not rebuilt by this run (the materialization deployment follows)")
         by_status = ", ".join(f"{n} {status}" for status, n in self.status_counts.items()) or "no new files"
         return "\n".join([
             f"Deliveries: {len(self.ledger_rows)} ({by_status})",
             f"Rows: {self.total('rows_loaded')} loaded, {self.total('rows_quarantined')} quarantined",
-            "Marts: " + ", ".join(f"marts.{name} ({rows} rows)" for name, rows in self.mart_rows.items()),
+            f"Marts: {marts}",
             f"Warehouse: {self.warehouse}",
             *([f"Steward report: {self.report}"] if self.report else []),
         ])

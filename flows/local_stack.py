@@ -1,0 +1,124 @@
+"""The embedded default: a Prefect server on 127.0.0.1, a process worker, boligdata's deployments from
+prefect.yaml, a failure alert, and the landing watcher, all on one machine with no external service.
+`boligdata serve` runs it; the deployment tests start the same pieces."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WORK_POOL = "boligdata"
+LANDED_EVENT = "boligdata.extract.landed"
+FLOW_NAMES = ["boligdata-run", "boligdata-materialize", "boligdata-quarantine-retry"]
+
+
+def prefect_command() -> str:
+    return str(Path(sys.executable).with_name("prefect"))
+
+
+def stack_env(port: int, prefect_home: Path, landing: Path, warehouse: Path) -> dict[str, str]:
+    """The environment every piece of the stack runs with."""
+    return {
+        **os.environ,
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_HOME": str(prefect_home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "GX_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_EXTRA_LOGGERS": "boligdata",
+        "BOLIGDATA_HOME": str(REPO),
+        "BOLIGDATA_LANDING": str(Path(landing).resolve()),
+        "BOLIGDATA_WAREHOUSE": str(Path(warehouse).resolve()),
+    }
+
+
+def start_server(env: dict[str, str], log: Path, timeout: float = 90) -> subprocess.Popen:
+    """`prefect server start` on 127.0.0.1, returned once its health check answers."""
+    port = env["PREFECT_API_URL"].rsplit(":", 1)[1].split("/")[0]
+    with open(log, "ab") as out:
+        server = subprocess.Popen([prefect_command(), "server", "start", "--host", "127.0.0.1", "--port", port],
+                                  env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the Prefect server exited with {server.returncode}; see {log}")
+        try:
+            with urllib.request.urlopen(f"{env['PREFECT_API_URL']}/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return server
+        except OSError:
+            time.sleep(0.5)
+    server.terminate()
+    raise RuntimeError(f"the Prefect server did not answer within {timeout:.0f} s; see {log}")
+
+
+def deploy(env: dict[str, str], log: Path) -> None:
+    """The work pool, then every deployment of prefect.yaml."""
+    with open(log, "ab") as out:
+        for command in ([prefect_command(), "work-pool", "create", WORK_POOL, "--type", "process", "--overwrite"],
+                        [prefect_command(), "--no-prompt", "deploy", "--all"]):
+            subprocess.run(command, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, check=True)
+
+
+def create_failure_alert(webhook_url: str) -> None:
+    """An automation that POSTs to WEBHOOK_URL when a boligdata flow run fails or crashes.
+    Runs with PREFECT_API_URL already pointing at the server."""
+    from prefect.automations import Automation
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+    from prefect.events.actions import SendNotification
+    from prefect.events.schemas.automations import EventTrigger, Posture
+
+    block = CustomWebhookNotificationBlock(name="boligdata-alerts", url=webhook_url,
+                                           json_data={"subject": "{{subject}}", "body": "{{body}}"})
+    block_id = block.save("boligdata-alerts", overwrite=True)
+    Automation(
+        name="boligdata-run-failed",
+        description="Tell the operator when a boligdata flow run fails or crashes.",
+        trigger=EventTrigger(
+            expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
+            match={"prefect.resource.id": "prefect.flow-run.*"},
+            match_related={"prefect.resource.role": "flow", "prefect.resource.name": FLOW_NAMES},
+            posture=Posture.Reactive, threshold=1,
+        ),
+        actions=[SendNotification(
+            block_document_id=block_id,
+            subject="boligdata: a run failed",
+            body="Flow run {{ flow_run.name }} of {{ flow.name }} ended {{ flow_run.state.name }}: {{ flow_run.state.message }}",
+        )],
+    ).create()
+
+
+def start_worker(env: dict[str, str], log: Path, poll_seconds: int = 5) -> subprocess.Popen:
+    with open(log, "ab") as out:
+        return subprocess.Popen([prefect_command(), "worker", "start", "--pool", WORK_POOL],
+                                env={**env, "PREFECT_WORKER_QUERY_SECONDS": str(poll_seconds)},
+                                stdout=out, stderr=subprocess.STDOUT)
+
+
+def stop(process: subprocess.Popen, timeout: float = 20) -> None:
+    """SIGINT first (a worker ignores SIGTERM while its server is down), then harder."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout)
+
+
+def announce(path: Path, landing: Path) -> None:
+    """Emit the landed event for one complete file (PREFECT_API_URL must point at the server)."""
+    from prefect.events import emit_event
+
+    relative = path.relative_to(landing)
+    emit_event(event=LANDED_EVENT,
+               resource={"prefect.resource.id": f"boligdata.extract.{relative.as_posix()}",
+                         "boligdata.source": relative.parts[0] if len(relative.parts) > 1 else ""},
+               payload={"path": str(path), "landing": str(landing)})
