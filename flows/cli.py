@@ -277,6 +277,16 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generate(args: argparse.Namespace) -> int:
+    from transforms.generate import generate
+
+    rows = generate(args.out, args.scale, args.years, args.bad_share, args.cp1252_share, args.xlsx_share)
+    for source, count in rows.items():
+        print(f"{source}: {count} rows")
+    print(f"landing: {args.out / 'landing'}\nreference: {args.out / 'reference'} (pass it as --reference)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="boligdata", description="Indicator pipeline for boligsociale helhedsplaner.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -324,6 +334,15 @@ def build_parser() -> argparse.ArgumentParser:
                          help="URL that gets a POST when a run fails (default: $BOLIGDATA_ALERT_WEBHOOK)")
     serving.add_argument("--interval", type=float, default=5.0, help="seconds between looks at LANDING")
     serving.set_defaults(handler=_serve)
+
+    generating = commands.add_parser("generate", help="synthetic contract-conforming extracts (and their reference data)")
+    generating.add_argument("out", type=Path)
+    generating.add_argument("--scale", choices=("national", "small"), default="national")
+    generating.add_argument("--years", type=int, default=10)
+    generating.add_argument("--bad-share", type=float, default=0.005, help="share of rows broken on purpose")
+    generating.add_argument("--cp1252-share", type=float, default=0.2, help="share of CSV files in Windows-1252")
+    generating.add_argument("--xlsx-share", type=float, default=0.2, help="share of housing/municipal files as XLSX")
+    generating.set_defaults(handler=_generate)
 
     deliveries = commands.add_parser("deliveries", help="the ledger: every landed file, its status and reason")
     deliveries.add_argument("--warehouse", type=Path, required=True)

@@ -68,12 +68,12 @@ def test_partition_key_is_kommune_and_year(tmp_path):
     assert staged.frame["partition_key"].unique(maintain_order=True).to_list() == ["330|2016", "101|2017"]
 
 
-def test_xlsx_numbers_are_plain_not_danish(tmp_path):
-    raw = pl.DataFrame({"line_number": [2], "aar": ["2016"], "kommunekode": ["330"], "omraade": ["Sydbyen"],
-                        "indikator": ["karakter_9kl_gns"], "taeller": ["126.8"], "naevner": ["24"]})
+def test_xlsx_numbers_are_numeric_cells_or_danish_text(tmp_path):
+    raw = pl.DataFrame({"line_number": [2, 3, 4], "aar": ["2016"] * 3, "kommunekode": ["330"] * 3, "omraade": ["Sydbyen"] * 3,
+                        "indikator": ["karakter_9kl_gns"] * 3, "taeller": ["126.8", "1.126,8", "12,6,8"], "naevner": ["24"] * 3})
     staged = stage_rows(raw, NOEGLETAL, load_reference(), plain_numbers=True)
-    assert staged.frame.row(0, named=True)["taeller"] == pytest.approx(126.8)
-    assert staged.problems.is_empty()
+    assert staged.frame["taeller"].to_list()[:2] == [pytest.approx(126.8), pytest.approx(1126.8)]
+    assert staged.problems.rows() == [(4, "type_decimal", "taeller", "12,6,8")]
 
 
 def test_date_columns_accept_iso_dates_only():

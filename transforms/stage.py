@@ -48,15 +48,15 @@ def _typed(column: str, column_type: str, plain_numbers: bool) -> tuple[pl.Expr,
     if column_type == "date":
         fits = text.str.contains(_ISO_DATE)
         return text.str.slice(0, 10).str.strptime(pl.Date, "%Y-%m-%d", strict=False), fits
-    if plain_numbers:
-        pattern = _PLAIN_INT if column_type == "int" else _PLAIN_DECIMAL
-        number = text.cast(pl.Float64, strict=False)
+    danish_pattern = _DANISH_INT if column_type == "int" else _DANISH_DECIMAL
+    danish = text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True).cast(pl.Float64, strict=False)
+    if plain_numbers:  # a numeric cell reads "1234.5"; a number typed as text may still be Danish "1.234,5"
+        plain_pattern = _PLAIN_INT if column_type == "int" else _PLAIN_DECIMAL
+        is_plain = text.str.contains(plain_pattern)
+        number = pl.when(is_plain).then(text.cast(pl.Float64, strict=False)).otherwise(danish)
+        fits = is_plain | text.str.contains(danish_pattern)
     else:
-        pattern = _DANISH_INT if column_type == "int" else _DANISH_DECIMAL
-        number = text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True).cast(
-            pl.Float64, strict=False
-        )
-    fits = text.str.contains(pattern)
+        number, fits = danish, text.str.contains(danish_pattern)
     return (number.cast(pl.Int64, strict=False) if column_type == "int" else number), fits
 
 

@@ -1,0 +1,125 @@
+"""The national-scale cost curve, measured in one run on the same files and in the same Prefect mode
+(ephemeral: each command starts its own temporary server, as `boligdata run` does unattended).
+
+    .venv/bin/python bench/national.py [--scale national|small] [--years 10] [--data DIR]
+
+(a) DuckDB floor: DuckDB's read_csv of every file into plain tables (XLSX through polars/calamine);
+(b) Prefect floor: an empty flow run; (c) the first full `boligdata run`; (d) a re-run with nothing new;
+(e) a run after one new month of police reports; (f) the peak RSS of each. Writes
+bench/results/latest.json and the table in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results" / "latest.json"
+DOC = REPO / "docs" / "benchmarks.md"
+BOLIGDATA = [sys.executable, "-m", "flows.cli"]
+
+DUCKDB_FLOOR = """
+import sys, duckdb, polars as pl
+from pathlib import Path
+from transforms.read import detect_encoding
+conn = duckdb.connect(sys.argv[2])
+for number, path in enumerate(sorted(Path(sys.argv[1]).rglob("*.*"))):
+    if path.suffix == ".xlsx":
+        conn.register("sheet", pl.read_excel(path, engine="calamine", infer_schema_length=0))
+        conn.execute(f"CREATE TABLE t{number} AS SELECT * FROM sheet")
+        continue
+    encoding = "latin-1" if detect_encoding(path.read_bytes()).startswith(("cp", "iso")) else "utf-8"
+    conn.execute(f"CREATE TABLE t{number} AS SELECT * FROM read_csv('{path}', delim=';', header=true, all_varchar=true, encoding='{encoding}')")
+conn.close()
+"""
+PREFECT_FLOOR = "from prefect import flow\n\n@flow\ndef empty():\n    pass\n\nempty()\n"
+
+
+def measure(name: str, command: list[str], env: dict) -> dict:
+    """Wall time and peak RSS of one command run to completion."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = process.stdout.read().decode(errors="replace")
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{name} failed:\n{output[-3000:]}")
+    print(f"{name}: {seconds:.1f} s, peak RSS {usage.ru_maxrss / 1024:.0f} MB", flush=True)
+    return {"seconds": round(seconds, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024), "tail": output.strip().splitlines()[-6:]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scale", default="national")
+    parser.add_argument("--years", type=int, default=10)
+    parser.add_argument("--data", type=Path, help="where to generate (default: a temporary folder)")
+    args = parser.parse_args()
+    env = {**os.environ, "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "GX_ANALYTICS_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)  # ephemeral mode for every step alike
+    data = args.data or Path(tempfile.mkdtemp(prefix="boligdata-bench-"))
+    shutil.rmtree(data, ignore_errors=True)
+    started = time.perf_counter()
+    from transforms.generate import generate, one_new_month
+
+    rows = generate(data, args.scale, args.years)
+    print(f"generated {sum(rows.values()):,} rows in {time.perf_counter() - started:.0f} s: {rows}", flush=True)
+    landing, warehouse = data / "landing", data / "warehouse" / "boligdata.duckdb"
+    warehouse.parent.mkdir()
+    run = [*BOLIGDATA, "run", "--landing", str(landing), "--warehouse", str(warehouse), "--reference", str(data / "reference")]
+    steps = {
+        "a_duckdb_floor": measure("(a) DuckDB floor", [sys.executable, "-c", DUCKDB_FLOOR, str(landing), str(data / "floor.duckdb")], env),
+        "b_prefect_floor": measure("(b) Prefect floor", [sys.executable, "-c", PREFECT_FLOOR], env),
+        "c_first_run": measure("(c) first run", run, env),
+        "d_nothing_new": measure("(d) nothing new", run, env),
+    }
+    one_new_month(data, args.scale)
+    steps["e_one_new_month"] = measure("(e) one new month", run, env)
+    a, b, c, d, e = (steps[k]["seconds"] for k in ("a_duckdb_floor", "b_prefect_floor", "c_first_run", "d_nothing_new", "e_one_new_month"))
+    targets = {
+        "work_over_floor": {"value": round((c - d) / a, 2), "target": "<= 3", "met": (c - d) <= 3 * a},
+        "noop_over_prefect": {"value": round(d / b, 2), "target": "<= 1.5", "met": d <= 1.5 * b},
+        "increment_over_full": {"value": round((e - d) / (c - d), 3), "target": "<= 0.10", "met": (e - d) <= 0.1 * (c - d)},
+        "peak_rss_gib": {"value": round(max(s["peak_rss_mb"] for s in steps.values()) / 1024, 2), "target": "<= 2",
+                         "met": max(s["peak_rss_mb"] for s in steps.values()) <= 2048},
+    }
+    result = {
+        "measured_at": dt.datetime.now().isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
+                    "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)},
+        "scale": args.scale, "years": args.years, "rows": rows, "files": sum(1 for p in landing.rglob("*.*")),
+        "steps": steps, "targets": targets,
+    }
+    RESULTS.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_doc(result)
+    print(json.dumps(targets, indent=2))
+    if not args.data:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def write_doc(result: dict) -> None:
+    steps, targets, machine = result["steps"], result["targets"], result["machine"]
+    table = "\n".join(f"| {name} | {s['seconds']:.1f} | {s['peak_rss_mb']} |" for name, s in steps.items())
+    checks = "\n".join(f"| {name} | {t['value']} | {t['target']} | {'yes' if t['met'] else '**no**'} |" for name, t in targets.items())
+    text = DOC.read_text(encoding="utf-8") if DOC.exists() else ""
+    marker = "<!-- results -->"
+    head = text.split(marker)[0] if marker in text else "# Benchmarks\n\n"
+    DOC.write_text(
+        f"{head}{marker}\n## Last run ({result['measured_at']}, {result['scale']} scale, {result['years']} years)\n\n"
+        f"Machine: {machine['platform']}, Python {machine['python']}, {machine['cpus']} cores, {machine['memory_gib']} GiB. "
+        f"{sum(result['rows'].values()):,} rows in {result['files']} files.\n\n"
+        f"| step | seconds | peak RSS (MB) |\n|---|---:|---:|\n{table}\n\n"
+        f"| ratio | measured | target | met |\n|---|---:|---|---|\n{checks}\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
