@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from pathlib import Path
 
 import duckdb
 from prefect import flow, task
+from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
@@ -24,8 +26,14 @@ from transforms.reference import DEFAULT_REFERENCE_DIR, check_reference_tables
 from transforms.report import render_markdown, write_steward_report
 from transforms.run_summary import RunSummary, record_run
 from transforms.warehouse_file import (
-    check_warehouse_path, default_archive_dir, publish, warehouse_build, writer_lock,
+    check_warehouse_path, default_archive_dir, publish, spill_dir, warehouse_build, writer_lock,
 )
+
+# Files read, staged and validated at once. Each file's chain holds up to four threads (read, stage,
+# validate, load wait on each other); Prefect's default pool is unbounded and would read every landed
+# file at once. Tasks only wait on earlier-submitted tasks, so a bounded first-in-first-out pool
+# always makes progress.
+FILES_IN_FLIGHT = int(os.environ.get("BOLIGDATA_FILES_IN_FLIGHT", "2"))
 
 # Progress lines for the terminal and the Prefect UI (PREFECT_LOGGING_EXTRA_LOGGERS=boligdata).
 progress = logging.getLogger("boligdata.run")
@@ -69,8 +77,8 @@ def stage_delivery(delivery: Delivery, reference_dir: Path) -> Delivery:
 
 
 @step
-def validate_delivery(delivery: Delivery, reference_dir: Path) -> Delivery:
-    return ingest.validate_delivery(delivery, reference_dir)
+def validate_delivery(delivery: Delivery, reference_dir: Path, spill_to: Path) -> Delivery:
+    return ingest.spill_delivery(ingest.validate_delivery(delivery, reference_dir), spill_to)
 
 
 @writing_step
@@ -111,7 +119,7 @@ def publish_warehouse(build: Path, warehouse: Path, summary: RunSummary) -> None
     publish(build, warehouse)
 
 
-@flow(name="boligdata-run", log_prints=False)
+@flow(name="boligdata-run", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=4 * FILES_IN_FLIGHT))
 def run_pipeline(landing: str, warehouse: str, reference_dir: str | None = None, archive_dir: str | None = None,
                  landed_path: str | None = None, materialize: bool = True) -> RunSummary:
     """Ingest every new file under LANDING/<source>/ into WAREHOUSE and, unless told not to, rebuild the
@@ -138,14 +146,17 @@ def run_pipeline(landing: str, warehouse: str, reference_dir: str | None = None,
             return summary
         with warehouse_build(warehouse_file) as build:
             prepared = prepare_warehouse.submit(build)
-            previous, loads = prepared, []
+            previous, branches = prepared, []
             for delivery in deliveries:
                 read = read_delivery.submit(delivery, archive)
                 staged = stage_delivery.submit(read, reference)
-                validated = validate_delivery.submit(staged, reference)
+                validated = validate_delivery.submit(staged, reference, spill_dir(build))
                 previous = load_delivery.submit(validated, build, run_id, wait_for=[previous])
-                loads.append(previous)
-            summary.ledger_rows = [load.result() for load in loads]
+                branches.append((validated, previous))
+            loads = [load for _, load in branches]
+            for validated, load in branches:
+                validated.result()  # a branch's own error first: a load that never ran only says "pending"
+                summary.ledger_rows.append(load.result())
             if materialize:
                 summary.mart_rows = materialize_marts.submit(build, reference, wait_for=[prepared, *loads]).result()
             publish_warehouse(build, warehouse_file, summary)

@@ -52,7 +52,7 @@ def ingest_all(landing: Path, warehouse: Path, reference_dir: Path = DEFAULT_REF
     for delivery in plan_deliveries(landing, LedgerSnapshot.read(warehouse)):
         delivery = ingest.read_delivery(delivery, warehouse.parent / "archive")
         delivery = ingest.stage_delivery(delivery, reference_dir)
-        delivery = ingest.validate_delivery(delivery, reference_dir)
+        delivery = ingest.spill_delivery(ingest.validate_delivery(delivery, reference_dir), warehouse.parent / "spill")
         rows.append(record_delivery(warehouse, delivery, "test-run"))
     materialize(warehouse, reference_dir)
     return rows

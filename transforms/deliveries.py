@@ -36,6 +36,12 @@ class Delivery:
     text_rows: pl.DataFrame | None = None
     staged_rows: pl.DataFrame | None = None
     problems: pl.DataFrame | None = None
+    # After validation the rows wait on disk for their load, so memory holds only files in flight.
+    spilled: Path | None = None  # <dir>/<delivery_id>: .raw/.staged/.problems.parquet
+    rows_read: int | None = None
+
+    def spill_path(self, part: str) -> Path:
+        return self.spilled.with_name(f"{self.spilled.name}.{part}.parquet")
 
     def rejected(self, reason: str) -> Delivery:
         return replace(self, status="rejected", reason=reason, text_rows=None, staged_rows=None, problems=None)

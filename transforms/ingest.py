@@ -1,4 +1,4 @@
-"""The per-file steps, as plain functions on a Delivery: archive and read, stage, validate.
+"""The per-file steps, as plain functions on a Delivery: archive and read, stage, validate, spill.
 
 A bad file is an outcome, not an error: each step turns RejectedFile into a `rejected` delivery with
 its reason, and the later steps pass a settled delivery through untouched."""
@@ -9,8 +9,11 @@ import datetime as dt
 from dataclasses import replace
 from pathlib import Path
 
+import polars as pl
+
 from transforms.contracts import contract_for
 from transforms.deliveries import Delivery, archive_raw_file
+from transforms.load import raw_columns, staging_columns
 from transforms.read import RejectedFile, read_text_rows
 from transforms.reference import load_reference
 from transforms.stage import stage_rows
@@ -47,3 +50,20 @@ def validate_delivery(delivery: Delivery, reference_dir: Path, today: dt.date | 
         delivery.staged_rows, delivery.problems, delivery.text_rows, contract, load_reference(reference_dir), today
     )
     return replace(delivery, problems=problems)
+
+
+def spill_delivery(delivery: Delivery, spill_dir: Path) -> Delivery:
+    """Write a validated delivery's rows to Parquet (what `load` reads) and let go of the frames."""
+    if delivery.is_settled:
+        return delivery
+    contract = contract_for(delivery.source)
+    spill_dir.mkdir(parents=True, exist_ok=True)
+    spilled = replace(delivery, spilled=spill_dir / str(delivery.delivery_id), rows_read=delivery.text_rows.height,
+                      text_rows=None, staged_rows=None, problems=None)
+    with_id = pl.lit(delivery.delivery_id, dtype=pl.Int32).alias("delivery_id")
+    staged = delivery.staged_rows.with_columns(with_id)
+    delivery.text_rows.with_columns(with_id).select(list(raw_columns(contract))).write_parquet(spilled.spill_path("raw"))
+    staged.select(list(staging_columns(contract))).write_parquet(spilled.spill_path("staged"))
+    delivery.problems.join(staged.select("line_number", "partition_key"), on="line_number", how="left").write_parquet(
+        spilled.spill_path("problems"))
+    return spilled

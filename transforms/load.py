@@ -81,14 +81,12 @@ def _ledger_row(delivery: Delivery, status: str, rows_read, rows_loaded, rows_qu
 
 
 def _apply_rows(conn: duckdb.DuckDBPyConnection, delivery: Delivery, contract: Contract) -> tuple[int, int]:
-    """Write one validated delivery's rows; returns (rows loaded, rows quarantined)."""
-    with_id = pl.lit(delivery.delivery_id, dtype=pl.Int32).alias("delivery_id")
-    staged = delivery.staged_rows.with_columns(with_id)
-    conn.register("incoming_raw", delivery.text_rows.with_columns(with_id).select(list(raw_columns(contract))))
-    conn.register("incoming_staged", staged.select(list(staging_columns(contract))))
-    conn.register("incoming_partitions", staged.select(pl.col("partition_key").drop_nulls().unique()))
-    conn.register("incoming_problems", delivery.problems.join(
-        staged.select("line_number", "partition_key"), on="line_number", how="left"))
+    """Write one validated, spilled delivery's rows; returns (rows loaded, rows quarantined)."""
+    for part in ("raw", "staged", "problems"):
+        conn.execute(f"CREATE OR REPLACE TEMP VIEW incoming_{part} AS "
+                     f"SELECT * FROM read_parquet({_quote(str(delivery.spill_path(part)))})")
+    conn.execute("CREATE OR REPLACE TEMP VIEW incoming_partitions AS "
+                 "SELECT DISTINCT partition_key FROM incoming_staged WHERE partition_key IS NOT NULL")
     source, delivery_id = _quote(contract.source), delivery.delivery_id
     conn.execute(f"""
         CREATE TEMP TABLE delivery_problems AS SELECT *, NULL::VARCHAR AS note FROM incoming_problems;
@@ -132,8 +130,8 @@ def _apply_rows(conn: duckdb.DuckDBPyConnection, delivery: Delivery, contract: C
     (quarantined,) = conn.execute("SELECT count(DISTINCT line_number) FROM delivery_problems").fetchall()[0]
     conn.execute("DROP TABLE delivery_problems")
     for name in ("incoming_raw", "incoming_staged", "incoming_partitions", "incoming_problems"):
-        conn.unregister(name)
-    return staged.height - quarantined, quarantined
+        conn.execute(f"DROP VIEW {name}")
+    return delivery.rows_read - quarantined, quarantined
 
 
 def record_delivery(warehouse: Path, delivery: Delivery, run_id: str | None = None) -> dict:
@@ -146,7 +144,7 @@ def record_delivery(warehouse: Path, delivery: Delivery, run_id: str | None = No
             else:
                 loaded, quarantined = _apply_rows(conn, delivery, contract_for(delivery.source))
                 status = "loaded_with_quarantine" if quarantined else "loaded"
-                counts = (delivery.text_rows.height, loaded, quarantined)
+                counts = (delivery.rows_read, loaded, quarantined)
             ledger_row = _ledger_row(delivery, status, *counts, run_id)
             conn.register("incoming_delivery", ledger_row)
             conn.execute("INSERT INTO meta.deliveries BY NAME SELECT * FROM incoming_delivery")

@@ -52,6 +52,7 @@ class SuiteError(Exception):
 
 def load_suite(path: Path):
     """The suite file as a GX ExpectationSuite (re-read on every call: stewards may edit it)."""
+    _context()  # GX fully imported and its expectations registered before a suite is built
     from great_expectations.core.expectation_suite import ExpectationSuite
 
     try:
@@ -105,8 +106,8 @@ def _with_delivered_values(problems: pl.DataFrame, text_rows: pl.DataFrame) -> p
 def validate_rows(staged_rows: pl.DataFrame, type_problems: pl.DataFrame, text_rows: pl.DataFrame,
                   contract: Contract, reference: Reference, today: dt.date | None = None) -> pl.DataFrame:
     """Every (line, rule, column, delivered value) the suite finds broken, typing problems included."""
-    suite = load_suite(contract.suite_path)
-    with _GX_LOCK:
+    with _GX_LOCK:  # also around the suite: GX fills its expectation registry on first import, not thread-safely
+        suite = load_suite(contract.suite_path)
         frame = staged_rows.with_columns(_as_yyyymmdd(pl.col(pl.Date))).to_pandas()
         batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
         result = batch.validate(

@@ -53,17 +53,24 @@ def writer_lock(warehouse: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def spill_dir(build: Path) -> Path:
+    """Where validated deliveries wait for their load (removed with the build)."""
+    return build.with_name(f"{build.name}.spill")
+
+
 @contextlib.contextmanager
 def warehouse_build(warehouse: Path) -> Iterator[Path]:
     """A private copy of FILE to write into; removed if the run fails before publishing it."""
     build = build_path(warehouse)
     build.unlink(missing_ok=True)  # left by a run that was killed
+    shutil.rmtree(spill_dir(build), ignore_errors=True)
     if warehouse.exists():
         shutil.copyfile(warehouse, build)
     try:
         yield build
     finally:
         build.unlink(missing_ok=True)
+        shutil.rmtree(spill_dir(build), ignore_errors=True)
 
 
 def publish(build: Path, warehouse: Path) -> None:
