@@ -18,6 +18,8 @@ GOLDEN = REPO.parent / "shared" / "golden"
 
 SIGTELSER_HEADER = "År;Kommunekode;Område;Lovområde;Afgørelser;Sigtelser;Sigtede;Sigtede 15-29 år"
 NOEGLETAL_HEADER = "År;Kommunekode;Område;Indikator;Tæller;Nævner"
+BOLIGORG_HEADER = ("Boligorganisation;Afdeling;År;Lejemål;Fraflytninger;Udsættelser;Tomgangsdage;Hærværkssager;"
+                   "Hærværksudgift (kr.);Ventelistetal")
 
 
 def write_extract(path: Path, lines: list[str], encoding: str = "utf-8", bom: bool = False) -> Path:

@@ -3,12 +3,10 @@
 import shutil
 
 import pytest
-from conftest import NOEGLETAL_HEADER, SIGTELSER_HEADER, indicator, ingest_all, land, query, sigtelser_year
+from conftest import BOLIGORG_HEADER, NOEGLETAL_HEADER, SIGTELSER_HEADER, indicator, ingest_all, land, query, sigtelser_year
 
 from transforms.reference import DEFAULT_REFERENCE_DIR
 
-BOLIGORG_HEADER = ("Boligorganisation;Afdeling;År;Lejemål;Fraflytninger;Udsættelser;Tomgangsdage;Hærværkssager;"
-                   "Hærværksudgift (kr.);Ventelistetal")
 
 
 @pytest.fixture

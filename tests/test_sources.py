@@ -3,10 +3,8 @@
 import time
 
 import pytest
-from conftest import NOEGLETAL_HEADER, indicator, ingest_all, land, query
+from conftest import BOLIGORG_HEADER, NOEGLETAL_HEADER, indicator, ingest_all, land, query
 
-BOLIGORG_HEADER = ("Boligorganisation;Afdeling;År;Lejemål;Fraflytninger;Udsættelser;Tomgangsdage;Hærværkssager;"
-                   "Hærværksudgift (kr.);Ventelistetal")
 TRYGHED_HEADER = "År;Kommunekode;Område;Andel trygge (%);Andel utrygge (%);Respondenter"
 ANMELDELSER_HEADER = "Anmeldelses-ID;Anmeldt dato;Kommunekode;Område;Kategori"
 BRAND_HEADER = "Hændelses-ID;Dato;Kommunekode;Område;Hændelsestype"
