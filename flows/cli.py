@@ -88,8 +88,6 @@ def _run(args: argparse.Namespace) -> int:
 def _indicators(args: argparse.Namespace) -> int:
     import duckdb
 
-    if not args.warehouse.is_file():
-        return _fail(f"no warehouse at {args.warehouse}; run `boligdata run` first", 2)
     with duckdb.connect(str(args.warehouse), read_only=True) as conn:
         table = conn.sql(INDICATORS_VS_KOMMUNE, params={"indicator": args.indicator, "level": args.level})
         table.show(max_rows=200, max_width=200)
@@ -108,15 +106,9 @@ def _show(frame, empty: str) -> None:
         print(frame)
 
 
-def _existing_warehouse(path: Path) -> Path | None:
-    return path if path.is_file() else None
-
-
 def _deliveries(args: argparse.Namespace) -> int:
     from transforms.steward import read_deliveries
 
-    if not _existing_warehouse(args.warehouse):
-        return _fail(f"no warehouse at {args.warehouse}; run `boligdata run` first", 2)
     frame = read_deliveries(args.warehouse, args.source, args.status)
     _show(frame.drop("received_at", "encoding"), "no deliveries match")
     return 0
@@ -125,8 +117,6 @@ def _deliveries(args: argparse.Namespace) -> int:
 def _quarantine_list(args: argparse.Namespace) -> int:
     from transforms.steward import read_quarantine
 
-    if not _existing_warehouse(args.warehouse):
-        return _fail(f"no warehouse at {args.warehouse}; run `boligdata run` first", 2)
     status = None if args.status == "all" else args.status
     frame = read_quarantine(args.warehouse, args.source, status, args.rule, args.delivery)
     _show(frame.select("delivery_id", "file_name", "line_number", "column_name", "value", "rule", "status",
@@ -137,8 +127,6 @@ def _quarantine_list(args: argparse.Namespace) -> int:
 def _quarantine_show(args: argparse.Namespace) -> int:
     from transforms.steward import read_deliveries, read_quarantine, read_raw_record
 
-    if not _existing_warehouse(args.warehouse):
-        return _fail(f"no warehouse at {args.warehouse}; run `boligdata run` first", 2)
     delivery = read_deliveries(args.warehouse).filter(delivery_id=args.delivery)
     if delivery.is_empty():
         return _fail(f"no delivery {args.delivery}", 2)
@@ -161,8 +149,6 @@ def _quarantine_waive(args: argparse.Namespace) -> int:
     from transforms.steward import waive
     from transforms.warehouse_file import publish, warehouse_build, writer_lock
 
-    if not _existing_warehouse(args.warehouse):
-        return _fail(f"no warehouse at {args.warehouse}; run `boligdata run` first", 2)
     warehouse = args.warehouse.resolve()
     try:
         with writer_lock(warehouse), warehouse_build(warehouse) as build:
@@ -175,8 +161,6 @@ def _quarantine_waive(args: argparse.Namespace) -> int:
 
 
 def _quarantine_retry(args: argparse.Namespace) -> int:
-    if not _existing_warehouse(args.warehouse):
-        return _fail(f"no warehouse at {args.warehouse}; run `boligdata run` first", 2)
     _quiet_prefect(args.verbose)
     from flows.repair import retry_quarantine
 
@@ -196,8 +180,6 @@ def _quarantine_retry(args: argparse.Namespace) -> int:
 def _explain(args: argparse.Namespace) -> int:
     from transforms.lineage import explain
 
-    if not _existing_warehouse(args.warehouse):
-        return _fail(f"no warehouse at {args.warehouse}; run `boligdata run` first", 2)
     found = explain(args.warehouse, args.indicator, args.scope, args.year)
     if found is None:
         return _fail(f"no {args.indicator} value for {args.scope} in {args.year} in marts.indicator_values", 2)
@@ -215,8 +197,6 @@ def _explain(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from transforms.export import export_marts
 
-    if not _existing_warehouse(args.warehouse):
-        return _fail(f"no warehouse at {args.warehouse}; run `boligdata run` first", 2)
     for path in export_marts(args.warehouse, args.directory):
         print(path)
     return 0
@@ -303,20 +283,20 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--warehouse", type=Path, required=True)
     show.add_argument("--indicator", help="only this catalog id")
     show.add_argument("--level", choices=("plan", "area", "all"), default="plan", help="plans (default), areas, or both")
-    show.set_defaults(handler=_indicators)
+    show.set_defaults(handler=_indicators, needs_warehouse=True)
 
     explaining = commands.add_parser("explain", help="a figure's value, numerator/denominator and the deliveries behind it")
     explaining.add_argument("indicator")
     explaining.add_argument("scope", help="area id, plan id, kommune code, landsplan or sub")
     explaining.add_argument("year", type=int)
     explaining.add_argument("--warehouse", type=Path, required=True)
-    explaining.set_defaults(handler=_explain)
+    explaining.set_defaults(handler=_explain, needs_warehouse=True)
 
     exporting = commands.add_parser("export", help="write the marts (and the indicator catalog) for other tools")
     exporting.add_argument("directory", type=Path)
     exporting.add_argument("--format", choices=("parquet",), default="parquet")
     exporting.add_argument("--warehouse", type=Path, required=True)
-    exporting.set_defaults(handler=_export)
+    exporting.set_defaults(handler=_export, needs_warehouse=True)
 
     watching = commands.add_parser("watch", help="announce complete new files under LANDING as boligdata.extract.landed events")
     watching.add_argument("--landing", type=Path, required=True)
@@ -348,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     deliveries.add_argument("--warehouse", type=Path, required=True)
     deliveries.add_argument("--source", help="only this source (landing folder)")
     deliveries.add_argument("--status", choices=("loaded", "loaded_with_quarantine", "rejected", "duplicate", "superseded"))
-    deliveries.set_defaults(handler=_deliveries)
+    deliveries.set_defaults(handler=_deliveries, needs_warehouse=True)
 
     quarantine = commands.add_parser("quarantine", help="rows held back by validation: list, show, waive, retry")
     actions = quarantine.add_subparsers(dest="action", required=True)
@@ -358,12 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--status", choices=("open", "released", "waived", "all"), default="open")
     listing.add_argument("--rule", help="e.g. unknown_area")
     listing.add_argument("--delivery", type=int)
-    listing.set_defaults(handler=_quarantine_list)
+    listing.set_defaults(handler=_quarantine_list, needs_warehouse=True)
     showing = actions.add_parser("show", help="a delivery's quarantined rows as delivered, with every problem")
     showing.add_argument("delivery", type=int)
     showing.add_argument("line", type=int, nargs="?")
     showing.add_argument("--warehouse", type=Path, required=True)
-    showing.set_defaults(handler=_quarantine_show)
+    showing.set_defaults(handler=_quarantine_show, needs_warehouse=True)
     waiving = actions.add_parser("waive", help="close open rows without loading them, with a reason")
     waiving.add_argument("--warehouse", type=Path, required=True)
     waiving.add_argument("--reason", required=True)
@@ -371,17 +351,19 @@ def build_parser() -> argparse.ArgumentParser:
     waiving.add_argument("--line", type=int)
     waiving.add_argument("--rule")
     waiving.add_argument("--source")
-    waiving.set_defaults(handler=_quarantine_waive)
+    waiving.set_defaults(handler=_quarantine_waive, needs_warehouse=True)
     retrying = actions.add_parser("retry", help="check open rows again (after a reference fix) and load what passes")
     retrying.add_argument("--warehouse", type=Path, required=True)
     retrying.add_argument("--reference", type=Path, help="reference data folder (default: warehouse/reference)")
     retrying.add_argument("-v", "--verbose", action="store_true")
-    retrying.set_defaults(handler=_quarantine_retry)
+    retrying.set_defaults(handler=_quarantine_retry, needs_warehouse=True)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "needs_warehouse", False) and not args.warehouse.is_file():
+        return _fail(f"no warehouse at {args.warehouse}; run `boligdata run` first", 2)
     return args.handler(args)
 
 

@@ -86,10 +86,6 @@ class _Writer:
         return path
 
 
-def _danish(values: np.ndarray, decimals: int = 1) -> list[str]:
-    return [f"{v:.{decimals}f}".replace(".", ",") for v in values]
-
-
 def _break(frame: pl.DataFrame, column: str, bad_value: str, share: float, rng: np.random.Generator) -> pl.DataFrame:
     """Put a bad value into a share of the rows, as a quarantine test for the pipeline."""
     hit = pl.Series(rng.random(frame.height) < share)

@@ -13,7 +13,7 @@ import polars as pl
 
 from transforms.contracts import contract_for
 from transforms.deliveries import Delivery, archive_raw_file
-from transforms.load import raw_columns, staging_columns
+from transforms.load import raw_columns, rows_for_loading
 from transforms.read import RejectedFile, read_text_rows
 from transforms.reference import load_reference
 from transforms.stage import stage_rows
@@ -60,10 +60,9 @@ def spill_delivery(delivery: Delivery, spill_dir: Path) -> Delivery:
     spill_dir.mkdir(parents=True, exist_ok=True)
     spilled = replace(delivery, spilled=spill_dir / str(delivery.delivery_id), rows_read=delivery.text_rows.height,
                       text_rows=None, staged_rows=None, problems=None)
-    with_id = pl.lit(delivery.delivery_id, dtype=pl.Int32).alias("delivery_id")
-    staged = delivery.staged_rows.with_columns(with_id)
-    delivery.text_rows.with_columns(with_id).select(list(raw_columns(contract))).write_parquet(spilled.spill_path("raw"))
-    staged.select(list(staging_columns(contract))).write_parquet(spilled.spill_path("staged"))
-    delivery.problems.join(staged.select("line_number", "partition_key"), on="line_number", how="left").write_parquet(
-        spilled.spill_path("problems"))
+    staged, problems = rows_for_loading(contract, delivery.delivery_id, delivery.staged_rows, delivery.problems)
+    delivery.text_rows.with_columns(pl.lit(delivery.delivery_id, dtype=pl.Int32).alias("delivery_id")).select(
+        list(raw_columns(contract))).write_parquet(spilled.spill_path("raw"))
+    staged.write_parquet(spilled.spill_path("staged"))
+    problems.write_parquet(spilled.spill_path("problems"))
     return spilled

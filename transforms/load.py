@@ -44,6 +44,14 @@ def raw_columns(contract: Contract) -> dict[str, tuple[str, str]]:
     return ROW_KEYS | {c.name: ("VARCHAR", f"{c.header} as delivered: {c.description}") for c in contract.columns}
 
 
+def rows_for_loading(contract: Contract, delivery_id: int, staged: pl.DataFrame,
+                     problems: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Staged rows as staging.<source> stores them, and the problems with each row's partition key."""
+    staged = staged.with_columns(pl.lit(delivery_id, dtype=pl.Int32).alias("delivery_id"))
+    problems = problems.join(staged.select("line_number", "partition_key"), on="line_number", how="left")
+    return staged.select(list(staging_columns(contract))), problems
+
+
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 

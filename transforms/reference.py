@@ -94,11 +94,6 @@ class Reference:
                     areas[f"{org_key}|{afdeling}|{year}"] = area_id
         return areas
 
-    def resolve_scope(self, label: str | None) -> Scope | None:
-        if label is None:
-            return None
-        return self.scopes_by_label.get(normalize_label(label))
-
 
 @cache
 def _load_reference(reference_dir: Path, stamp: tuple[float, ...]) -> Reference:

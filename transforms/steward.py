@@ -14,7 +14,7 @@ import duckdb
 import polars as pl
 
 from transforms.contracts import contract_for
-from transforms.load import staging_columns
+from transforms.load import rows_for_loading
 from transforms.read import RejectedFile
 from transforms.reference import load_reference
 from transforms.stage import TYPE_WORDS, stage_rows
@@ -164,9 +164,9 @@ def retry_quarantined(build: Path, reference_dir: Path, today: dt.date | None = 
 
 def _apply_retry(conn, contract, delivery_id, staged, passing, problems, who) -> tuple[int, int]:
     """One transaction: load what passes into current partitions, re-record what still fails."""
-    with_id = pl.lit(delivery_id, dtype=pl.Int32).alias("delivery_id")
-    conn.register("retried_passing", passing.with_columns(with_id).select(list(staging_columns(contract))))
-    conn.register("retried_problems", problems.join(staged.select("line_number", "partition_key"), on="line_number", how="left"))
+    staged_rows, located_problems = rows_for_loading(contract, delivery_id, staged, problems)
+    conn.register("retried_passing", staged_rows.filter(pl.col("line_number").is_in(passing["line_number"].implode())))
+    conn.register("retried_problems", located_problems)
     conn.execute("BEGIN TRANSACTION")
     try:
         conn.execute(f"""
