@@ -1,7 +1,8 @@
 """The `boligdata run` flow. It only wires tasks; each task is one plain function of transforms/.
 
-    discover -> per file: read (archive first) -> stage -> validate -> load   (files in parallel,
-                loads one at a time in landing order, so corrections apply in order)
+    discover -> per file: ingest (archive, read, stage; files in parallel)
+             -> per batch of files of one source: validate (one suite run) -> load (batches one at a
+                time; a source's files in landing order, so corrections apply in order)
              -> materialize marts (after every load) -> publish the warehouse
 """
 
@@ -20,7 +21,8 @@ from prefect.runtime import flow_run
 
 from transforms import ingest
 from transforms.deliveries import Delivery, LedgerSnapshot, plan_deliveries
-from transforms.load import ensure_schema, record_delivery
+from transforms.ingest import validation_batches
+from transforms.load import ensure_schema, record_deliveries
 from transforms.materialize import materialize, model_fingerprint
 from transforms.reference import DEFAULT_REFERENCE_DIR, check_reference_tables
 from transforms.report import render_markdown, write_steward_report
@@ -29,11 +31,9 @@ from transforms.warehouse_file import (
     check_warehouse_path, default_archive_dir, publish, spill_dir, warehouse_build, writer_lock,
 )
 
-# Files read, staged and validated at once. Each file's chain holds up to four threads (read, stage,
-# validate, load wait on each other); Prefect's default pool is unbounded and would read every landed
-# file at once. Tasks only wait on earlier-submitted tasks, so a bounded first-in-first-out pool
-# always makes progress.
-FILES_IN_FLIGHT = int(os.environ.get("BOLIGDATA_FILES_IN_FLIGHT", "2"))
+# Tasks at work at once. Prefect's default pool is unbounded and would read every landed file at once.
+# Tasks only wait on earlier-submitted tasks, so a bounded first-in-first-out pool always makes progress.
+TASKS_IN_FLIGHT = int(os.environ.get("BOLIGDATA_TASKS_IN_FLIGHT", "4"))
 
 # Progress lines for the terminal and the Prefect UI (PREFECT_LOGGING_EXTRA_LOGGERS=boligdata).
 progress = logging.getLogger("boligdata.run")
@@ -67,25 +67,22 @@ def prepare_warehouse(build: Path) -> None:
 
 
 @step
-def read_delivery(delivery: Delivery, archive_dir: Path) -> Delivery:
-    return ingest.read_delivery(delivery, archive_dir)
+def ingest_delivery(delivery: Delivery, archive_dir: Path, reference_dir: Path, spill_to: Path) -> Delivery:
+    return ingest.ingest_delivery(delivery, archive_dir, reference_dir, spill_to)
 
 
 @step
-def stage_delivery(delivery: Delivery, reference_dir: Path) -> Delivery:
-    return ingest.stage_delivery(delivery, reference_dir)
-
-
-@step
-def validate_delivery(delivery: Delivery, reference_dir: Path, spill_to: Path) -> Delivery:
-    return ingest.spill_delivery(ingest.validate_delivery(delivery, reference_dir), spill_to)
+def validate_batch(deliveries: list[Delivery], reference_dir: Path) -> list[Delivery]:
+    return ingest.validate_deliveries(deliveries, reference_dir)
 
 
 @writing_step
-def load_delivery(delivery: Delivery, build: Path, run_id: str) -> dict:
-    ledger_row = record_delivery(build, delivery, run_id)
-    progress.info(RunSummary.describe(ledger_row))
-    return ledger_row
+def load_batch(deliveries: list[Delivery], build: Path, run_id: str) -> list[dict]:
+    ledger_rows = []
+    for ledger_row in record_deliveries(build, deliveries, run_id):
+        progress.info(RunSummary.describe(ledger_row))
+        ledger_rows.append(ledger_row)
+    return ledger_rows
 
 
 @writing_step
@@ -119,7 +116,7 @@ def publish_warehouse(build: Path, warehouse: Path, summary: RunSummary) -> None
     publish(build, warehouse)
 
 
-@flow(name="boligdata-run", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=4 * FILES_IN_FLIGHT))
+@flow(name="boligdata-run", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=TASKS_IN_FLIGHT))
 def run_pipeline(landing: str, warehouse: str, reference_dir: str | None = None, archive_dir: str | None = None,
                  landed_path: str | None = None, materialize: bool = True) -> RunSummary:
     """Ingest every new file under LANDING/<source>/ into WAREHOUSE and, unless told not to, rebuild the
@@ -147,16 +144,15 @@ def run_pipeline(landing: str, warehouse: str, reference_dir: str | None = None,
         with warehouse_build(warehouse_file) as build:
             prepared = prepare_warehouse.submit(build)
             previous, branches = prepared, []
-            for delivery in deliveries:
-                read = read_delivery.submit(delivery, archive)
-                staged = stage_delivery.submit(read, reference)
-                validated = validate_delivery.submit(staged, reference, spill_dir(build))
-                previous = load_delivery.submit(validated, build, run_id, wait_for=[previous])
+            for batch in validation_batches(deliveries):
+                ingested = [ingest_delivery.submit(d, archive, reference, spill_dir(build)) for d in batch]
+                validated = validate_batch.submit(ingested, reference)
+                previous = load_batch.submit(validated, build, run_id, wait_for=[previous])
                 branches.append((validated, previous))
             loads = [load for _, load in branches]
             for validated, load in branches:
                 validated.result()  # a branch's own error first: a load that never ran only says "pending"
-                summary.ledger_rows.append(load.result())
+                summary.ledger_rows += load.result()
             if materialize:
                 summary.mart_rows = materialize_marts.submit(build, reference, wait_for=[prepared, *loads]).result()
             publish_warehouse(build, warehouse_file, summary)

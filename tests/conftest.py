@@ -6,7 +6,7 @@ import pytest
 
 from transforms import ingest
 from transforms.deliveries import LedgerSnapshot, plan_deliveries
-from transforms.load import ensure_schema, record_delivery
+from transforms.load import ensure_schema, record_deliveries
 from transforms.materialize import materialize
 from transforms.reference import DEFAULT_REFERENCE_DIR
 
@@ -50,14 +50,13 @@ def ingest_all(landing: Path, warehouse: Path, reference_dir: Path = DEFAULT_REF
     """The flow's steps in order as plain functions (no Prefect); returns the ledger rows written."""
     with duckdb.connect(str(warehouse)) as conn:
         ensure_schema(conn)
+    ingested = [ingest.ingest_delivery(delivery, warehouse.parent / "archive", reference_dir, warehouse.parent / "spill")
+                for delivery in plan_deliveries(landing, LedgerSnapshot.read(warehouse))]
     rows = []
-    for delivery in plan_deliveries(landing, LedgerSnapshot.read(warehouse)):
-        delivery = ingest.read_delivery(delivery, warehouse.parent / "archive")
-        delivery = ingest.stage_delivery(delivery, reference_dir)
-        delivery = ingest.spill_delivery(ingest.validate_delivery(delivery, reference_dir), warehouse.parent / "spill")
-        rows.append(record_delivery(warehouse, delivery, "test-run"))
+    for batch in ingest.validation_batches(ingested):
+        rows += record_deliveries(warehouse, ingest.validate_deliveries(batch, reference_dir), "test-run")
     materialize(warehouse, reference_dir)
-    return rows
+    return sorted(rows, key=lambda row: row["delivery_id"])
 
 
 def query(warehouse: Path, sql: str, params=None) -> list[tuple]:

@@ -169,3 +169,25 @@ def test_event_ids_are_unique_across_deliveries_except_in_replaced_partitions(pa
     land(landing, "politi_anmeldelser", "jan_rettet.csv", [header, "A1;2016-01-12;330;Motalavej;Hærværk"], mtime=now)
     (row,) = ingest_all(landing, warehouse)
     assert (row["status"], row["rows_loaded"]) == ("loaded", 1)
+
+
+def test_a_file_and_its_correction_in_one_run_load_as_if_they_came_in_two(paths):
+    """One run validates and loads its files in batches; a batch must keep landing order's meaning."""
+    landing, warehouse = paths
+    now = time.time()
+    header = "Anmeldelses-ID;Anmeldt dato;Kommunekode;Område;Kategori"
+    land(landing, "politi_anmeldelser", "jan.csv", [header, "A1;2016-01-10;330;Motalavej;Vold",
+                                                    "A9;2016-01-11;330;Motalvej;Vold"], mtime=now - 20)
+    land(landing, "politi_anmeldelser", "feb.csv", [header, "A2;2016-02-10;330;Motalavej;Vold",
+                                                    "A1;2016-02-11;330;Motalavej;Vold"], mtime=now - 10)
+    land(landing, "politi_anmeldelser", "jan_rettet.csv", [header, "A1;2016-01-12;330;Motalavej;Hærværk"], mtime=now)
+    rows = ingest_all(landing, warehouse)
+    assert [(r["file_name"], r["rows_loaded"], r["rows_quarantined"]) for r in rows] == [
+        ("jan.csv", 1, 1), ("feb.csv", 1, 1), ("jan_rettet.csv", 1, 0)]
+    assert query(warehouse, "SELECT delivery_id, status FROM meta.deliveries ORDER BY 1") == [
+        (1, "superseded"), (2, "loaded_with_quarantine"), (3, "loaded")]
+    assert query(warehouse, "SELECT delivery_id, line_number, rule, status, note FROM meta.quarantine ORDER BY 1, 2") == [
+        (1, 3, "unknown_area", "waived", "superseded by delivery 3 (jan_rettet.csv)"),
+        (2, 3, "duplicate_id", "open", "already loaded by delivery 1, line 2")]
+    assert query(warehouse, "SELECT anmeldelses_id, delivery_id, kategori FROM staging.politi_anmeldelser ORDER BY 1") == [
+        ("A1", 3, "Hærværk"), ("A2", 2, "Vold")]

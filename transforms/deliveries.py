@@ -10,7 +10,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
-import polars as pl
 
 from transforms.contracts import contract_for
 
@@ -33,18 +32,15 @@ class Delivery:
     reason: str | None = None
     encoding: str | None = None
     archive_path: str | None = None
-    text_rows: pl.DataFrame | None = None
-    staged_rows: pl.DataFrame | None = None
-    problems: pl.DataFrame | None = None
-    # After validation the rows wait on disk for their load, so memory holds only files in flight.
-    spilled: Path | None = None  # <dir>/<delivery_id>: .raw/.staged/.problems.parquet
+    # Once read, the rows wait on disk between steps (transforms/ingest.py names the parts).
+    spilled: Path | None = None  # <spill dir>/<delivery_id>, to which spill_path adds .<part>.parquet
     rows_read: int | None = None
 
     def spill_path(self, part: str) -> Path:
         return self.spilled.with_name(f"{self.spilled.name}.{part}.parquet")
 
     def rejected(self, reason: str) -> Delivery:
-        return replace(self, status="rejected", reason=reason, text_rows=None, staged_rows=None, problems=None)
+        return replace(self, status="rejected", reason=reason)
 
     @property
     def is_settled(self) -> bool:

@@ -1,9 +1,11 @@
-"""Deliveries -> warehouse rows. Each delivery is applied in one transaction: its raw rows, its valid
-rows into staging (delete-then-insert per partition it contains), its problems into the quarantine,
-and its ledger row. Partitions it does not contain stay as they were."""
+"""Deliveries -> warehouse rows. Each delivery's raw rows, its valid rows into staging (delete-then-insert
+per partition it contains), its problems into the quarantine and its ledger row are applied together
+with those of the other deliveries of its batch, in one transaction. Partitions it does not contain stay
+as they were."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -88,39 +90,76 @@ def _ledger_row(delivery: Delivery, status: str, rows_read, rows_loaded, rows_qu
     }])
 
 
+def _replace_partitions(conn: duckdb.DuckDBPyConnection, delivery: Delivery, contract: Contract) -> None:
+    """Register the delivery's partitions; those it shares with earlier deliveries are replaced: their
+    staged rows deleted, their open quarantine rows answered, a delivery left with none superseded."""
+    source, delivery_id = _quote(contract.source), delivery.delivery_id
+    (replaced,) = conn.execute(f"""
+        SELECT count(*) FROM meta.partitions WHERE source = {source} AND superseded_by IS NULL
+          AND partition_key IN (SELECT partition_key FROM incoming_partitions)""").fetchone()
+    if replaced:  # a correction; a delivery of new partitions only needs none of these scans
+        conn.execute(f"""
+            DELETE FROM {contract.staging_table}
+            WHERE partition_key IN (SELECT partition_key FROM incoming_partitions);
+            UPDATE meta.partitions SET superseded_by = {delivery_id}
+            WHERE source = {source} AND superseded_by IS NULL
+              AND partition_key IN (SELECT partition_key FROM incoming_partitions);
+            UPDATE meta.deliveries SET status = 'superseded'
+            WHERE source = {source} AND status IN ('loaded', 'loaded_with_quarantine')
+              AND delivery_id IN (SELECT delivery_id FROM meta.partitions WHERE source = {source})
+              AND delivery_id NOT IN (
+                  SELECT delivery_id FROM meta.partitions WHERE source = {source} AND superseded_by IS NULL);
+        """)
+        # the corrected delivery answers the held-back rows of the partitions it replaces
+        conn.execute(
+            """UPDATE meta.quarantine
+               SET status = 'waived', resolved_at = now()::TIMESTAMP, resolved_by = 'boligdata', note = ?
+               WHERE status = 'open' AND partition_key IN (SELECT partition_key FROM incoming_partitions)
+                 AND delivery_id IN (SELECT delivery_id FROM meta.deliveries WHERE source = ?)""",
+            [f"superseded by delivery {delivery_id} ({delivery.file_name})", contract.source],
+        )
+    conn.execute(f"INSERT INTO meta.partitions (source, partition_key, delivery_id) "
+                 f"SELECT {source}, partition_key, {delivery_id} FROM incoming_partitions")
+
+
+def _note_possible_duplicates(conn: duckdb.DuckDBPyConnection, deliveries: list[Delivery]) -> None:
+    """possible_duplicates: the ids (of sources unique across deliveries) that these deliveries share
+    with staging or with each other; a superset of the duplicates, found with one scan of staging, so
+    that a delivery with none of them skips its exact check."""
+    conn.execute("CREATE OR REPLACE TEMP TABLE possible_duplicates (source VARCHAR, id VARCHAR)")
+    for source, contract in all_contracts().items():
+        spilled = [_quote(str(d.spill_path("staged"))) for d in deliveries if d.source == source and not d.is_settled]
+        if not contract.unique_across_deliveries or not spilled:
+            continue
+        column = contract.unique_across_deliveries
+        conn.execute(f"""
+            INSERT INTO possible_duplicates
+            WITH incoming AS (SELECT delivery_id, {column} AS id FROM read_parquet([{", ".join(spilled)}]))
+            SELECT {_quote(source)}, id FROM incoming WHERE id IN (SELECT {column} FROM {contract.staging_table})
+            UNION SELECT {_quote(source)}, id FROM incoming GROUP BY id HAVING count(DISTINCT delivery_id) > 1""")
+
+
+def _insert_raw_rows(conn: duckdb.DuckDBPyConnection, deliveries: list[Delivery]) -> None:
+    """Every delivered row as text, whatever became of it: one statement per source, so DuckDB reads
+    the spilled files in parallel."""
+    for source, contract in all_contracts().items():
+        spilled = [_quote(str(d.spill_path("raw"))) for d in deliveries if d.source == source and not d.is_settled]
+        if spilled:
+            conn.execute(f"INSERT INTO {contract.raw_table} BY NAME SELECT * FROM read_parquet([{', '.join(spilled)}])")
+
+
 def _apply_rows(conn: duckdb.DuckDBPyConnection, delivery: Delivery, contract: Contract) -> tuple[int, int]:
     """Write one validated, spilled delivery's rows; returns (rows loaded, rows quarantined)."""
-    for part in ("raw", "staged", "problems"):
+    for part, columns in (("staged", ", ".join(staging_columns(contract))), ("problems", "*")):
         conn.execute(f"CREATE OR REPLACE TEMP VIEW incoming_{part} AS "
-                     f"SELECT * FROM read_parquet({_quote(str(delivery.spill_path(part)))})")
+                     f"SELECT {columns} FROM read_parquet({_quote(str(delivery.spill_path(part)))})")
     conn.execute("CREATE OR REPLACE TEMP VIEW incoming_partitions AS "
                  "SELECT DISTINCT partition_key FROM incoming_staged WHERE partition_key IS NOT NULL")
-    source, delivery_id = _quote(contract.source), delivery.delivery_id
-    conn.execute(f"""
-        CREATE TEMP TABLE delivery_problems AS SELECT *, NULL::VARCHAR AS note FROM incoming_problems;
-        DELETE FROM {contract.staging_table}
-        WHERE partition_key IN (SELECT partition_key FROM incoming_partitions);
-        UPDATE meta.partitions SET superseded_by = {delivery_id}
-        WHERE source = {source} AND superseded_by IS NULL
-          AND partition_key IN (SELECT partition_key FROM incoming_partitions);
-        INSERT INTO meta.partitions (source, partition_key, delivery_id)
-        SELECT {source}, partition_key, {delivery_id} FROM incoming_partitions;
-        UPDATE meta.deliveries SET status = 'superseded'
-        WHERE source = {source} AND status IN ('loaded', 'loaded_with_quarantine')
-          AND delivery_id IN (SELECT delivery_id FROM meta.partitions WHERE source = {source})
-          AND delivery_id NOT IN (
-              SELECT delivery_id FROM meta.partitions WHERE source = {source} AND superseded_by IS NULL);
-    """)
-    # the corrected delivery answers the held-back rows of the partitions it replaces
-    conn.execute(
-        """UPDATE meta.quarantine
-           SET status = 'waived', resolved_at = now()::TIMESTAMP, resolved_by = 'boligdata', note = ?
-           WHERE status = 'open' AND partition_key IN (SELECT partition_key FROM incoming_partitions)
-             AND delivery_id IN (SELECT delivery_id FROM meta.deliveries WHERE source = ?)""",
-        [f"superseded by delivery {delivery_id} ({delivery.file_name})", contract.source],
-    )
-    if contract.unique_across_deliveries:
-        column = contract.unique_across_deliveries
+    conn.execute("CREATE TEMP TABLE delivery_problems AS SELECT *, NULL::VARCHAR AS note FROM incoming_problems")
+    _replace_partitions(conn, delivery, contract)
+    column = contract.unique_across_deliveries
+    if column and conn.execute(f"""SELECT count(*) FROM incoming_staged WHERE {column} IN
+                                   (SELECT id FROM possible_duplicates WHERE source = ?)""", [contract.source]).fetchone()[0]:
         conn.execute(f"""
             INSERT INTO delivery_problems BY NAME
             SELECT i.line_number, 'duplicate_id' AS rule, '{column}' AS column_name, i.{column} AS value,
@@ -129,36 +168,41 @@ def _apply_rows(conn: duckdb.DuckDBPyConnection, delivery: Delivery, contract: C
             WHERE i.line_number NOT IN (SELECT line_number FROM delivery_problems)
         """)
     conn.execute(f"""
-        INSERT INTO {contract.raw_table} BY NAME SELECT * FROM incoming_raw;
         INSERT INTO {contract.staging_table} BY NAME SELECT * FROM incoming_staged
         WHERE line_number NOT IN (SELECT line_number FROM delivery_problems);
         INSERT INTO meta.quarantine (delivery_id, line_number, rule, column_name, value, status, partition_key, note)
-        SELECT {delivery_id}, line_number, rule, column_name, value, 'open', partition_key, note FROM delivery_problems;
+        SELECT {delivery.delivery_id}, line_number, rule, column_name, value, 'open', partition_key, note FROM delivery_problems;
     """)
     (quarantined,) = conn.execute("SELECT count(DISTINCT line_number) FROM delivery_problems").fetchall()[0]
     conn.execute("DROP TABLE delivery_problems")
-    for name in ("incoming_raw", "incoming_staged", "incoming_partitions", "incoming_problems"):
+    for name in ("incoming_staged", "incoming_partitions", "incoming_problems"):
         conn.execute(f"DROP VIEW {name}")
     return delivery.rows_read - quarantined, quarantined
 
 
-def record_delivery(warehouse: Path, delivery: Delivery, run_id: str | None = None) -> dict:
-    """Apply one delivery in one transaction and return its ledger row as a dict."""
+def record_deliveries(warehouse: Path, deliveries: list[Delivery], run_id: str | None = None) -> Iterator[dict]:
+    """Apply deliveries in the order given (each replaces the partitions it shares with earlier ones),
+    all in one transaction over one connection; yields each delivery's ledger row (as a dict) as it is
+    applied. Nothing is written if any delivery fails."""
     with duckdb.connect(str(warehouse)) as conn:
         conn.execute("BEGIN TRANSACTION")
         try:
-            if delivery.is_settled:
-                status, counts = delivery.status, (None, None, None)
-            else:
-                loaded, quarantined = _apply_rows(conn, delivery, contract_for(delivery.source))
-                status = "loaded_with_quarantine" if quarantined else "loaded"
-                counts = (delivery.rows_read, loaded, quarantined)
-            ledger_row = _ledger_row(delivery, status, *counts, run_id)
-            conn.register("incoming_delivery", ledger_row)
-            conn.execute("INSERT INTO meta.deliveries BY NAME SELECT * FROM incoming_delivery")
-            conn.unregister("incoming_delivery")
+            _note_possible_duplicates(conn, deliveries)
+            for delivery in deliveries:
+                if delivery.is_settled:
+                    status, counts = delivery.status, (None, None, None)
+                else:
+                    loaded, quarantined = _apply_rows(conn, delivery, contract_for(delivery.source))
+                    status = "loaded_with_quarantine" if quarantined else "loaded"
+                    counts = (delivery.rows_read, loaded, quarantined)
+                ledger_row = _ledger_row(delivery, status, *counts, run_id)
+                conn.register("incoming_delivery", ledger_row)
+                conn.execute("INSERT INTO meta.deliveries BY NAME SELECT * FROM incoming_delivery")
+                conn.unregister("incoming_delivery")
+                yield ledger_row.to_dicts()[0]
+            conn.execute("DROP TABLE possible_duplicates")
+            _insert_raw_rows(conn, deliveries)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-    return ledger_row.to_dicts()[0]

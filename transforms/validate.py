@@ -1,5 +1,10 @@
 """Staged rows -> row problems, by the source's Great Expectations suite (expectations/<source>.json).
 
+One suite run checks a batch of one or more deliveries of a source: GX costs about 0.1-0.2 s per run
+whatever the row count, so a run validates its deliveries in a few batches, not one by one. Rows are
+keyed by (delivery_id, line_number); rules across rows name delivery_id so that they hold within a
+delivery. Only the columns the suite reads go to GX.
+
 Date columns reach the suite as yyyymmdd integers (2016-03-01 -> 20160301). Each expectation carries `meta.rule` (a short id stewards filter on) and `meta.column` (the delivered
 column to blame when the checked column is derived, e.g. the normalized area name). Sets that come from
 reference data are suite parameters (`{"$PARAMETER": ...}`) filled in here, so the suite files stay
@@ -20,11 +25,11 @@ import polars as pl
 
 from transforms.contracts import Contract
 from transforms.reference import Reference
-from transforms.stage import PROBLEM_SCHEMA
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 # One GX context serves the process; it is not documented as thread-safe and files are staged in threads.
 _GX_LOCK = threading.Lock()
+ROW_KEY = ["delivery_id", "line_number"]
 
 
 @cache
@@ -35,6 +40,12 @@ def _context():
     for name in list(logging.root.manager.loggerDict):
         if name.startswith("great_expectations"):
             logging.getLogger(name).setLevel(logging.WARNING)
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    # GX fingerprints every batch under 1 GB by hashing all its rows, twice per validation: two thirds
+    # of the time a large batch takes, for a batch id we never use (docs/benchmarks.md). Private API,
+    # pinned with GX and covered by a test.
+    pandas_execution_engine.HASH_THRESHOLD = 0
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
     return context
@@ -87,33 +98,61 @@ def _as_yyyymmdd(dates: pl.Expr) -> pl.Expr:
     return dates.dt.year().cast(pl.Int64) * 10000 + dates.dt.month().cast(pl.Int64) * 100 + dates.dt.day().cast(pl.Int64)
 
 
-def _with_delivered_values(problems: pl.DataFrame, text_rows: pl.DataFrame) -> pl.DataFrame:
+def _with_delivered_values(problems: pl.DataFrame, text_rows: pl.DataFrame | pl.LazyFrame, keys: list[str]) -> pl.DataFrame:
     """Fill in the value as the sender wrote it, which is what a steward needs to see."""
-    lines = problems.filter(pl.col("value").is_null())["line_number"].unique()
+    lines = problems.filter(pl.col("value").is_null()).select(keys).unique()
     if lines.is_empty():
         return problems
     delivered = (
-        text_rows.filter(pl.col("line_number").is_in(lines.implode()))
-        .unpivot(index="line_number", variable_name="column_name", value_name="delivered")
+        text_rows.lazy().with_columns(pl.col(keys).cast(pl.Int64)).join(lines.lazy(), on=keys, how="semi").collect()
+        .unpivot(index=keys, variable_name="column_name", value_name="delivered")
     )
     return (
-        problems.join(delivered, on=["line_number", "column_name"], how="left")
+        problems.join(delivered, on=[*keys, "column_name"], how="left")
         .with_columns(pl.coalesce("value", "delivered").alias("value"))
-        .select(PROBLEM_SCHEMA.keys())
+        .select(problems.columns)
     )
 
 
-def validate_rows(staged_rows: pl.DataFrame, type_problems: pl.DataFrame, text_rows: pl.DataFrame,
+def _suite_columns(suite) -> set[str]:
+    """The columns the suite's expectations and their row conditions read."""
+    def names(value):
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                if key in ("column", "column_A", "column_B", "name") and isinstance(inner, str):
+                    yield inner
+                elif key == "column_list":
+                    yield from inner
+                else:
+                    yield from names(inner)
+        elif isinstance(value, list):
+            for inner in value:
+                yield from names(inner)
+    return {name for expectation in suite.expectations for name in names(expectation.configuration.kwargs)}
+
+
+def validate_rows(staged_rows: pl.DataFrame, type_problems: pl.DataFrame, text_rows: pl.DataFrame | pl.LazyFrame,
                   contract: Contract, reference: Reference, today: dt.date | None = None) -> pl.DataFrame:
-    """Every (line, rule, column, delivered value) the suite finds broken, typing problems included."""
+    """Every (line, rule, column, delivered value) the suite finds broken, typing problems included.
+
+    The frames hold a batch of deliveries of one source keyed by (delivery_id, line_number), or a single
+    delivery keyed by line_number alone; the problems come keyed the same way."""
+    if "delivery_id" not in staged_rows.columns:
+        one_delivery = pl.lit(0, dtype=pl.Int64).alias("delivery_id")
+        problems = validate_rows(staged_rows.with_columns(one_delivery), type_problems.with_columns(one_delivery),
+                                 text_rows.with_columns(one_delivery), contract, reference, today)
+        return problems.drop("delivery_id")
+    keys = ROW_KEY
     with _GX_LOCK:  # also around the suite: GX fills its expectation registry on first import, not thread-safely
         suite = load_suite(contract.suite_path)
-        frame = staged_rows.with_columns(_as_yyyymmdd(pl.col(pl.Date))).to_pandas()
+        # a column the suite names but the rows lack stays missing, so GX reports the broken suite
+        checked = [column for column in staged_rows.columns if column in keys or column in _suite_columns(suite)]
+        frame = staged_rows.select(checked).with_columns(_as_yyyymmdd(pl.col(pl.Date))).to_pandas()
         batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
         result = batch.validate(
             suite,
             expectation_parameters=suite_parameters(reference, today),
-            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["line_number"]},
+            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": keys},
         )
     findings = []
     for outcome in result.results:
@@ -125,14 +164,13 @@ def validate_rows(staged_rows: pl.DataFrame, type_problems: pl.DataFrame, text_r
             raise SuiteError(f"{contract.suite_path.name}: {config.type} on {config.kwargs.get('column')} could not run: {failure}")
         rule = config.meta.get("rule", config.type)
         column = config.meta.get("column") or config.kwargs.get("column") or config.kwargs.get("column_A")
-        lines = [int(hit["line_number"]) for hit in outcome.result.get("unexpected_index_list") or []]
+        hits = outcome.result.get("unexpected_index_list") or []
         findings.append(pl.DataFrame(
-            {"line_number": lines, "rule": [rule] * len(lines), "column_name": [column] * len(lines),
-             "value": [None] * len(lines)},
-            schema=PROBLEM_SCHEMA,
-        ))
+            {key: [int(hit[key]) for hit in hits] for key in keys}, schema={key: pl.Int64 for key in keys},
+        ).with_columns(rule=pl.lit(rule), column_name=pl.lit(column), value=pl.lit(None, dtype=pl.Utf8)))
+    type_problems = type_problems.select(pl.col(keys).cast(pl.Int64), "rule", "column_name", "value")
     suite_problems = pl.concat(findings) if findings else type_problems.clear()
     # A value that could not be typed reads as missing to the suite; report it once, as the type problem.
-    suite_problems = suite_problems.join(type_problems, on=["line_number", "column_name"], how="anti")
-    problems = pl.concat([type_problems, suite_problems]).unique(maintain_order=True).sort("line_number", maintain_order=True)
-    return _with_delivered_values(problems, text_rows)
+    suite_problems = suite_problems.join(type_problems, on=[*keys, "column_name"], how="anti")
+    problems = pl.concat([type_problems, suite_problems]).unique(maintain_order=True).sort(keys, maintain_order=True)
+    return _with_delivered_values(problems, text_rows, keys)

@@ -58,19 +58,24 @@ def spill_dir(build: Path) -> Path:
     return build.with_name(f"{build.name}.spill")
 
 
+def _remove_build(build: Path) -> None:
+    """The build, its write-ahead log (DuckDB would replay a stale one into a fresh copy) and its spill."""
+    build.unlink(missing_ok=True)
+    build.with_name(f"{build.name}.wal").unlink(missing_ok=True)
+    shutil.rmtree(spill_dir(build), ignore_errors=True)
+
+
 @contextlib.contextmanager
 def warehouse_build(warehouse: Path) -> Iterator[Path]:
     """A private copy of FILE to write into; removed if the run fails before publishing it."""
     build = build_path(warehouse)
-    build.unlink(missing_ok=True)  # left by a run that was killed
-    shutil.rmtree(spill_dir(build), ignore_errors=True)
+    _remove_build(build)  # left by a run that was killed
     if warehouse.exists():
         shutil.copyfile(warehouse, build)
     try:
         yield build
     finally:
-        build.unlink(missing_ok=True)
-        shutil.rmtree(spill_dir(build), ignore_errors=True)
+        _remove_build(build)
 
 
 def publish(build: Path, warehouse: Path) -> None:
