@@ -60,9 +60,17 @@ def _typed(column: str, column_type: str, plain_numbers: bool) -> tuple[pl.Expr,
     return (number.cast(pl.Int64, strict=False) if column_type == "int" else number), fits
 
 
-def _scope_expressions(contract: Contract, reference: Reference) -> list[pl.Expr]:
+def _label_key_of(frame: pl.DataFrame, column: str) -> pl.Expr:
+    """label_key of a column, computed once per distinct value: names repeat on every row, and Unicode
+    normalization is the dearest step of staging a large file."""
+    distinct = frame.get_column(column).unique()
+    return pl.col(column).replace_strict(distinct, distinct.to_frame().select(label_key(pl.col(column))).to_series(),
+                                         default=None, return_dtype=pl.Utf8)
+
+
+def _scope_expressions(frame: pl.DataFrame, contract: Contract, reference: Reference) -> list[pl.Expr]:
     """scope_level/scope_id from Område (`omraade_key` is the normalized text the suite checks)."""
-    key = label_key(pl.col(contract.scope_column))
+    key = _label_key_of(frame, contract.scope_column)
     labels = reference.scopes_by_label
     level = key.replace_strict({k: s.level for k, s in labels.items()}, default=None, return_dtype=pl.Utf8)
     named_id = key.replace_strict({k: s.scope_id for k, s in labels.items()}, default=None, return_dtype=pl.Utf8)
@@ -75,11 +83,12 @@ def _scope_expressions(contract: Contract, reference: Reference) -> list[pl.Expr
     ]
 
 
-def _department_expressions(contract: Contract, reference: Reference, years) -> list[pl.Expr]:
+def _department_expressions(frame: pl.DataFrame, contract: Contract, reference: Reference) -> list[pl.Expr]:
     """The organisation's reference spelling, and `department_area`: the area the department belongs to
     in the row's year (NULL for a department the reference data does not place in any area that year)."""
     organisation_column, number_column = contract.department_columns
-    key = label_key(pl.col(organisation_column))
+    key = _label_key_of(frame, organisation_column)
+    years = frame["aar"].drop_nulls().unique().to_list()
     department_year = pl.concat_str([key, pl.col(number_column).cast(pl.Utf8), pl.col("aar").cast(pl.Utf8)], separator="|")
     return [
         key.replace_strict(reference.organisations_by_label, default=None, return_dtype=pl.Utf8).alias("organisation"),
@@ -129,10 +138,9 @@ def stage_rows(raw: pl.DataFrame, contract: Contract, reference: Reference, plai
         typed_columns.append(typed.alias(column.name))
     frame = raw.select("line_number", *typed_columns)
     if contract.scope_column:
-        frame = frame.with_columns(_scope_expressions(contract, reference))
+        frame = frame.with_columns(_scope_expressions(frame, contract, reference))
     if contract.department_columns:
-        years = frame["aar"].drop_nulls().unique().to_list()
-        frame = frame.with_columns(_department_expressions(contract, reference, years))
+        frame = frame.with_columns(_department_expressions(frame, contract, reference))
     frame = frame.with_columns(_partition_key(contract), **contract.rule_columns)
     problems_frame = pl.concat(problems) if problems else empty_problems()
     return StagedRows(frame=frame, problems=problems_frame)
