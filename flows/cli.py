@@ -67,6 +67,11 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(str(problem), 2)
     _quiet_prefect(args.verbose)
     from flows.pipeline import run_pipeline  # Prefect's import is slow; keep --help and checks fast
+    from transforms.deliveries import likely_new_files
+    from transforms.validate import warm_up_in_background
+
+    if likely_new_files(args.landing, args.warehouse):
+        warm_up_in_background()  # while Prefect starts its temporary server
 
     progress = logging.getLogger("boligdata")
     progress.setLevel(logging.INFO)

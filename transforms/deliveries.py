@@ -97,6 +97,27 @@ class LedgerSnapshot:
         )
 
 
+def _source_and_name(landing_dir: Path, path: Path) -> tuple[str, str]:
+    """(source folder, file name below it); a file straight under landing has no source."""
+    relative = path.relative_to(landing_dir)
+    if len(relative.parts) > 1:
+        return relative.parts[0], str(Path(*relative.parts[1:]))
+    return "", relative.name
+
+
+def likely_new_files(landing_dir: Path, warehouse: Path) -> bool:
+    """A guess from names and sizes alone (no hashing, a fraction of a second): does landing hold a
+    file the ledger has not recorded? Used to prepare for work early, never to decide what is new."""
+    landing_dir = Path(landing_dir)
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as conn:
+            recorded = set(conn.execute("SELECT source, file_name, size_bytes FROM meta.deliveries").fetchall())
+    except duckdb.Error:  # no warehouse yet, or none with a ledger
+        recorded = set()
+    return any((*_source_and_name(landing_dir, path), path.stat().st_size) not in recorded
+               for path in landed_files(landing_dir))
+
+
 def plan_deliveries(landing_dir: Path, ledger: LedgerSnapshot, now: dt.datetime | None = None) -> list[Delivery]:
     """The files not yet in the ledger, each with its delivery id, in load order.
 
@@ -109,9 +130,7 @@ def plan_deliveries(landing_dir: Path, ledger: LedgerSnapshot, now: dt.datetime 
     loaded_sha = dict(ledger.loaded_sha)
     planned = []
     for path in landed_files(landing_dir):
-        relative = path.relative_to(landing_dir)
-        source = relative.parts[0] if len(relative.parts) > 1 else ""
-        file_name = str(Path(*relative.parts[1:])) if source else relative.name
+        source, file_name = _source_and_name(landing_dir, path)
         sha = sha256_of(path)
         if (source, file_name, sha) in ledger.seen:
             continue

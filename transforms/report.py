@@ -50,7 +50,7 @@ def _table(headers: list[str], rows: list[list], numeric: set[int] = frozenset()
 def render_html(warehouse: Path, run_id: str, generated_at: dt.datetime | None = None) -> str:
     generated_at = generated_at or dt.datetime.now()
     deliveries = _run_deliveries(warehouse, run_id)
-    problems = read_quarantine(warehouse, status=None).join(deliveries.select("delivery_id"), on="delivery_id")
+    problems = read_quarantine(warehouse, status=None, run_id=run_id)
     open_total = read_quarantine(warehouse).height
     parts = [
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
@@ -107,7 +107,7 @@ def write_steward_report(warehouse: Path, run_id: str) -> Path:
 def render_markdown(warehouse: Path, run_id: str, top_rules: int = 5) -> str:
     """The run in a few lines for the Prefect UI: deliveries by status and the most frequent failing rules."""
     deliveries = _run_deliveries(warehouse, run_id)
-    problems = read_quarantine(warehouse, status=None).join(deliveries.select("delivery_id"), on="delivery_id")
+    problems = read_quarantine(warehouse, status=None, run_id=run_id)
     lines = [f"# boligdata run", "", f"Warehouse: `{warehouse}`", "", "| status | files | rows loaded | rows quarantined |",
              "|---|---:|---:|---:|"]
     for status, group in deliveries.group_by("status", maintain_order=True):

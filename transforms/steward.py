@@ -67,7 +67,7 @@ def read_deliveries(warehouse: Path, source: str | None = None, status: str | No
 
 
 def read_quarantine(warehouse: Path, source: str | None = None, status: str | None = "open",
-                    rule: str | None = None, delivery_id: int | None = None) -> pl.DataFrame:
+                    rule: str | None = None, delivery_id: int | None = None, run_id: str | None = None) -> pl.DataFrame:
     """Quarantined rows with their file and the rule in plain words; status None means every status."""
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         frame = conn.sql("""
@@ -76,10 +76,13 @@ def read_quarantine(warehouse: Path, source: str | None = None, status: str | No
             FROM meta.quarantine AS q JOIN meta.deliveries AS d USING (delivery_id)
             WHERE ($source IS NULL OR d.source = $source) AND ($status IS NULL OR q.status = $status)
               AND ($rule IS NULL OR q.rule = $rule) AND ($delivery IS NULL OR q.delivery_id = $delivery)
+              AND ($run IS NULL OR d.run_id = $run)
             ORDER BY q.delivery_id, q.line_number, q.rule""",
-            params={"source": source, "status": status, "rule": rule, "delivery": delivery_id}).pl()
-    descriptions = [describe_rule(*row) for row in frame.select("source", "rule", "column_name").iter_rows()]
-    return frame.with_columns(pl.Series("rule_description", descriptions, dtype=pl.Utf8))
+            params={"source": source, "status": status, "rule": rule, "delivery": delivery_id, "run": run_id}).pl()
+    rules = frame.select("source", "rule", "column_name").unique()
+    descriptions = rules.with_columns(pl.Series("rule_description", [describe_rule(*row) for row in rules.iter_rows()],
+                                                dtype=pl.Utf8))
+    return frame.join(descriptions, on=["source", "rule", "column_name"], how="left", nulls_equal=True, maintain_order="left")
 
 
 def read_raw_record(warehouse: Path, delivery_id: int, line_number: int) -> dict:
