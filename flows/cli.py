@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -56,6 +57,23 @@ def _failure_line(error: Exception, verbose: bool) -> str:
     return f"run failed, warehouse unchanged: {reason}" + ("" if verbose else " (-v shows details)")
 
 
+def _while_prefect_starts(prepare) -> None:
+    """Run `prepare` while Prefect's temporary server starts (about 6 s in which this process only
+    waits), when no Prefect API is configured; otherwise just run it."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+
+    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        prepare()
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    # the one temporary server of this process (Prefect's client finds it started)
+    starting = threading.Thread(target=SubprocessASGIServer().start, name="prefect-server-start", daemon=True)
+    starting.start()
+    prepare()
+    starting.join()
+
+
 def _run(args: argparse.Namespace) -> int:
     from transforms.warehouse_file import WarehouseUnavailable, check_warehouse_path
 
@@ -68,10 +86,10 @@ def _run(args: argparse.Namespace) -> int:
     _quiet_prefect(args.verbose)
     from flows.pipeline import run_pipeline  # Prefect's import is slow; keep --help and checks fast
     from transforms.deliveries import likely_new_files
-    from transforms.validate import warm_up_in_background
+    from transforms.validate import warm_up
 
     if likely_new_files(args.landing, args.warehouse):
-        warm_up_in_background()  # while Prefect starts its temporary server
+        _while_prefect_starts(warm_up)
 
     progress = logging.getLogger("boligdata")
     progress.setLevel(logging.INFO)

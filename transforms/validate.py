@@ -51,14 +51,10 @@ def _context():
     return context
 
 
-def warm_up_in_background() -> None:
-    """Import GX and set up its context in a background thread. It takes about 5 s, which `boligdata
-    run` spends while Prefect starts its temporary server instead of before the first validation."""
-    def warm_up() -> None:
-        with _GX_LOCK:
-            _context()
-
-    threading.Thread(target=warm_up, name="gx-warm-up", daemon=True).start()
+def warm_up() -> None:
+    """Import GX and set up its context now (about 5 s of CPU) rather than at the first validation."""
+    with _GX_LOCK:
+        _context()
 
 
 @cache
