@@ -96,7 +96,7 @@ def _replace_partitions(conn: duckdb.DuckDBPyConnection, delivery: Delivery, con
     source, delivery_id = _quote(contract.source), delivery.delivery_id
     (replaced,) = conn.execute(f"""
         SELECT count(*) FROM meta.partitions WHERE source = {source} AND superseded_by IS NULL
-          AND partition_key IN (SELECT partition_key FROM incoming_partitions)""").fetchone()
+          AND partition_key IN (SELECT partition_key FROM incoming_partitions)""").fetchall()[0]
     if replaced:  # a correction; a delivery of new partitions only needs none of these scans
         conn.execute(f"""
             DELETE FROM {contract.staging_table}
@@ -122,34 +122,61 @@ def _replace_partitions(conn: duckdb.DuckDBPyConnection, delivery: Delivery, con
                  f"SELECT {source}, partition_key, {delivery_id} FROM incoming_partitions")
 
 
+def _spilled(deliveries: list[Delivery], source: str, part: str) -> str | None:
+    """read_parquet() of one spilled part of a source's deliveries (None if it has none): one scan of
+    many files, which DuckDB reads in parallel."""
+    paths = [_quote(str(d.spill_path(part))) for d in deliveries if d.source == source and not d.is_settled]
+    return f"read_parquet([{', '.join(paths)}])" if paths else None
+
+
 def _note_possible_duplicates(conn: duckdb.DuckDBPyConnection, deliveries: list[Delivery]) -> None:
     """possible_duplicates: the ids (of sources unique across deliveries) that these deliveries share
     with staging or with each other; a superset of the duplicates, found with one scan of staging, so
     that a delivery with none of them skips its exact check."""
     conn.execute("CREATE OR REPLACE TEMP TABLE possible_duplicates (source VARCHAR, id VARCHAR)")
     for source, contract in all_contracts().items():
-        spilled = [_quote(str(d.spill_path("staged"))) for d in deliveries if d.source == source and not d.is_settled]
-        if not contract.unique_across_deliveries or not spilled:
+        incoming, column = _spilled(deliveries, source, "staged"), contract.unique_across_deliveries
+        if not column or not incoming:
             continue
-        column = contract.unique_across_deliveries
         conn.execute(f"""
             INSERT INTO possible_duplicates
-            WITH incoming AS (SELECT delivery_id, {column} AS id FROM read_parquet([{", ".join(spilled)}]))
+            WITH incoming AS (SELECT delivery_id, {column} AS id FROM {incoming})
             SELECT {_quote(source)}, id FROM incoming WHERE id IN (SELECT {column} FROM {contract.staging_table})
             UNION SELECT {_quote(source)}, id FROM incoming GROUP BY id HAVING count(DISTINCT delivery_id) > 1""")
 
 
-def _insert_raw_rows(conn: duckdb.DuckDBPyConnection, deliveries: list[Delivery]) -> None:
-    """Every delivered row as text, whatever became of it: one statement per source, so DuckDB reads
-    the spilled files in parallel."""
+def _sources_staged_at_once(conn: duckdb.DuckDBPyConnection, deliveries: list[Delivery]) -> set[str]:
+    """Sources whose staged rows can go into staging in one statement after the last delivery: none of
+    these deliveries replaces a partition of another and none of their ids can be a duplicate, so no
+    delivery's rows could be deleted or judged by a later one (a first national run, a month's files)."""
+    at_once = set()
+    for source in {d.source for d in deliveries if not d.is_settled}:
+        (shared,) = conn.execute(f"""
+            SELECT count(*) FROM (SELECT partition_key FROM {_spilled(deliveries, source, "staged")}
+                                  WHERE partition_key IS NOT NULL GROUP BY 1 HAVING count(DISTINCT delivery_id) > 1)
+        """).fetchall()[0]
+        (possible,) = conn.execute("SELECT count(*) FROM possible_duplicates WHERE source = ?", [source]).fetchall()[0]
+        if not shared and not possible:
+            at_once.add(source)
+    return at_once
+
+
+def _insert_rows_at_once(conn: duckdb.DuckDBPyConnection, deliveries: list[Delivery], staged_sources: set[str]) -> None:
+    """Every delivered row into raw, and the staged rows of `staged_sources` that were not quarantined."""
     for source, contract in all_contracts().items():
-        spilled = [_quote(str(d.spill_path("raw"))) for d in deliveries if d.source == source and not d.is_settled]
-        if spilled:
-            conn.execute(f"INSERT INTO {contract.raw_table} BY NAME SELECT * FROM read_parquet([{', '.join(spilled)}])")
+        if raw := _spilled(deliveries, source, "raw"):
+            conn.execute(f"INSERT INTO {contract.raw_table} BY NAME SELECT * FROM {raw}")
+        if source in staged_sources:
+            conn.execute(f"""
+                INSERT INTO {contract.staging_table} BY NAME
+                SELECT {", ".join(staging_columns(contract))} FROM {_spilled(deliveries, source, "staged")} AS s
+                WHERE NOT EXISTS (SELECT 1 FROM meta.quarantine AS q
+                                  WHERE q.delivery_id = s.delivery_id AND q.line_number = s.line_number)""")
 
 
-def _apply_rows(conn: duckdb.DuckDBPyConnection, delivery: Delivery, contract: Contract) -> tuple[int, int]:
-    """Write one validated, spilled delivery's rows; returns (rows loaded, rows quarantined)."""
+def _apply_rows(conn: duckdb.DuckDBPyConnection, delivery: Delivery, contract: Contract, insert_staged: bool) -> tuple[int, int]:
+    """Write one validated, spilled delivery's problems, partitions and (if `insert_staged`) staged
+    rows; returns (rows loaded, rows quarantined)."""
     for part, columns in (("staged", ", ".join(staging_columns(contract))), ("problems", "*")):
         conn.execute(f"CREATE OR REPLACE TEMP VIEW incoming_{part} AS "
                      f"SELECT {columns} FROM read_parquet({_quote(str(delivery.spill_path(part)))})")
@@ -159,7 +186,7 @@ def _apply_rows(conn: duckdb.DuckDBPyConnection, delivery: Delivery, contract: C
     _replace_partitions(conn, delivery, contract)
     column = contract.unique_across_deliveries
     if column and conn.execute(f"""SELECT count(*) FROM incoming_staged WHERE {column} IN
-                                   (SELECT id FROM possible_duplicates WHERE source = ?)""", [contract.source]).fetchone()[0]:
+                                   (SELECT id FROM possible_duplicates WHERE source = ?)""", [contract.source]).fetchall()[0][0]:
         conn.execute(f"""
             INSERT INTO delivery_problems BY NAME
             SELECT i.line_number, 'duplicate_id' AS rule, '{column}' AS column_name, i.{column} AS value,
@@ -167,11 +194,12 @@ def _apply_rows(conn: duckdb.DuckDBPyConnection, delivery: Delivery, contract: C
             FROM incoming_staged AS i JOIN {contract.staging_table} AS s ON s.{column} = i.{column}
             WHERE i.line_number NOT IN (SELECT line_number FROM delivery_problems)
         """)
+    if insert_staged:
+        conn.execute(f"""INSERT INTO {contract.staging_table} BY NAME SELECT * FROM incoming_staged
+                         WHERE line_number NOT IN (SELECT line_number FROM delivery_problems)""")
     conn.execute(f"""
-        INSERT INTO {contract.staging_table} BY NAME SELECT * FROM incoming_staged
-        WHERE line_number NOT IN (SELECT line_number FROM delivery_problems);
         INSERT INTO meta.quarantine (delivery_id, line_number, rule, column_name, value, status, partition_key, note)
-        SELECT {delivery.delivery_id}, line_number, rule, column_name, value, 'open', partition_key, note FROM delivery_problems;
+        SELECT {delivery.delivery_id}, line_number, rule, column_name, value, 'open', partition_key, note FROM delivery_problems
     """)
     (quarantined,) = conn.execute("SELECT count(DISTINCT line_number) FROM delivery_problems").fetchall()[0]
     conn.execute("DROP TABLE delivery_problems")
@@ -188,11 +216,13 @@ def record_deliveries(warehouse: Path, deliveries: list[Delivery], run_id: str |
         conn.execute("BEGIN TRANSACTION")
         try:
             _note_possible_duplicates(conn, deliveries)
+            staged_at_once = _sources_staged_at_once(conn, deliveries)
             for delivery in deliveries:
                 if delivery.is_settled:
                     status, counts = delivery.status, (None, None, None)
                 else:
-                    loaded, quarantined = _apply_rows(conn, delivery, contract_for(delivery.source))
+                    loaded, quarantined = _apply_rows(conn, delivery, contract_for(delivery.source),
+                                                      insert_staged=delivery.source not in staged_at_once)
                     status = "loaded_with_quarantine" if quarantined else "loaded"
                     counts = (delivery.rows_read, loaded, quarantined)
                 ledger_row = _ledger_row(delivery, status, *counts, run_id)
@@ -201,7 +231,7 @@ def record_deliveries(warehouse: Path, deliveries: list[Delivery], run_id: str |
                 conn.unregister("incoming_delivery")
                 yield ledger_row.to_dicts()[0]
             conn.execute("DROP TABLE possible_duplicates")
-            _insert_raw_rows(conn, deliveries)
+            _insert_rows_at_once(conn, deliveries, staged_at_once)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
