@@ -50,11 +50,10 @@ def ingest_all(landing: Path, warehouse: Path, reference_dir: Path = DEFAULT_REF
     """The flow's steps in order as plain functions (no Prefect); returns the ledger rows written."""
     with duckdb.connect(str(warehouse)) as conn:
         ensure_schema(conn)
-    ingested = [ingest.ingest_delivery(delivery, warehouse.parent / "archive", reference_dir, warehouse.parent / "spill")
-                for delivery in plan_deliveries(landing, LedgerSnapshot.read(warehouse))]
     rows = []
-    for batch in ingest.validation_batches(ingested):
-        rows += record_deliveries(warehouse, ingest.validate_deliveries(batch, reference_dir), "test-run")
+    for batch in ingest.delivery_batches(plan_deliveries(landing, LedgerSnapshot.read(warehouse))):
+        ingested = ingest.ingest_deliveries(batch, warehouse.parent / "archive", reference_dir, warehouse.parent / "spill")
+        rows += record_deliveries(warehouse, ingest.validate_deliveries(ingested, reference_dir), "test-run")
     materialize(warehouse, reference_dir)
     return sorted(rows, key=lambda row: row["delivery_id"])
 

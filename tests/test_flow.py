@@ -1,5 +1,6 @@
 """The real Prefect flow, under one temporary Prefect server for the whole session."""
 
+import os
 import shutil
 import signal
 import subprocess
@@ -111,15 +112,16 @@ def test_a_killed_run_leaves_the_last_completed_warehouse_and_the_next_run_recov
     small_landing(landing)
     run_pipeline(landing=str(landing), warehouse=str(warehouse))
     published = warehouse.read_bytes()
-    for year in range(2010, 2016):  # enough files that the kill lands between loads
+    for year in range(2010, 2016):  # enough files that the kill lands while they are being loaded
         write_extract(landing / "politi_sigtelser" / f"{year}.csv", [SIGTELSER_HEADER, *sigtelser_year(year, "Motalavej")])
 
+    # its own process group, so that the kill takes Prefect's temporary server (a child) with it
     run = subprocess.Popen([sys.executable, "-m", "flows.cli", "run", "--landing", str(landing), "--warehouse", str(warehouse)],
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
     try:
         for line in run.stdout:
-            if ": loaded" in line:  # one delivery is in the build, the others are not
-                run.send_signal(signal.SIGKILL)
+            if ": loaded" in line:  # one delivery is applied in the build, the others are not
+                os.killpg(run.pid, signal.SIGKILL)
                 break
     finally:
         run.wait(timeout=60)

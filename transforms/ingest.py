@@ -1,7 +1,11 @@
-"""The steps before loading, as plain functions on deliveries:
+"""The steps before loading, as plain functions on a batch of deliveries of one source:
 
-    ingest_delivery (one file: archive, read, stage, spill to Parquet)
-    -> validate_deliveries (a batch of files of one source: one suite run)
+    ingest_deliveries (each file: archive, read, stage, spill to Parquet)
+    -> validate_deliveries (the whole batch in one suite run)
+
+A run works in batches (`delivery_batches`) because the fixed costs are per call, not per row: a GX
+suite run costs 0.1-0.2 s whatever its size, and a Prefect task run about 50 ms of CPU between the
+client and the API server (docs/benchmarks.md).
 
 A bad file is an outcome, not an error: RejectedFile turns into a `rejected` delivery with its reason,
 and the later steps pass a settled delivery through untouched. Between steps the rows wait on disk,
@@ -27,9 +31,9 @@ from transforms.reference import load_reference
 from transforms.stage import stage_rows
 from transforms.validate import validate_rows
 
-# Delivered bytes per validation batch: a suite run costs about 0.1-0.2 s whatever its size, and a batch
-# holds its rows in memory twice (polars, then pandas for GX): about 64 MB of CSV is 1.5M rows, ~1 GB.
-DEFAULT_VALIDATION_BATCH_BYTES = 64 << 20
+# Delivered bytes per batch. Validation holds a batch's rows in memory twice (polars, then pandas for
+# GX): about 64 MB of CSV is 1.5M rows, ~1 GB.
+DEFAULT_BATCH_BYTES = 64 << 20
 
 
 def _keyed(frame: pl.DataFrame, delivery_id: int) -> pl.DataFrame:
@@ -56,10 +60,14 @@ def ingest_delivery(delivery: Delivery, archive_dir: Path, reference_dir: Path, 
     return delivery
 
 
-def validation_batches(deliveries: list[Delivery], max_bytes: int | None = None) -> list[list[Delivery]]:
+def ingest_deliveries(deliveries: list[Delivery], archive_dir: Path, reference_dir: Path, spill_dir: Path) -> list[Delivery]:
+    return [ingest_delivery(delivery, archive_dir, reference_dir, spill_dir) for delivery in deliveries]
+
+
+def delivery_batches(deliveries: list[Delivery], max_bytes: int | None = None) -> list[list[Delivery]]:
     """The deliveries in batches of one source and at most max_bytes of delivered files (a larger file
     is a batch of its own), in landing order within each source."""
-    max_bytes = max_bytes or int(os.environ.get("BOLIGDATA_VALIDATION_BATCH_BYTES", DEFAULT_VALIDATION_BATCH_BYTES))
+    max_bytes = max_bytes or int(os.environ.get("BOLIGDATA_BATCH_BYTES", DEFAULT_BATCH_BYTES))
     batches = []
     for _, of_source in groupby(sorted(deliveries, key=lambda d: d.source), key=lambda d: d.source):
         batch, size = [], 0
