@@ -91,8 +91,8 @@ def load_batch(deliveries: list[Delivery], build: Path, run_id: str) -> list[dic
 
 
 @writing_step
-def materialize_marts(build: Path, reference_dir: Path) -> dict[str, int]:
-    return materialize(build, reference_dir)
+def materialize_marts(build: Path, reference_dir: Path, only_marts: bool = False) -> dict[str, int]:
+    return materialize(build, reference_dir, only_marts)
 
 
 @step
@@ -159,7 +159,8 @@ def run_pipeline(landing: str, warehouse: str, reference_dir: str | None = None,
                 validated.result()  # a branch's own error first: a load that never ran only says "pending"
                 summary.ledger_rows += load.result()
             if materialize:
-                summary.mart_rows = materialize_marts.submit(build, reference, wait_for=[prepared, *loads]).result()
+                summary.mart_rows = materialize_marts.submit(build, reference, published_fingerprint == fingerprint,
+                                                             wait_for=[prepared, *loads]).result()
             publish_warehouse(build, warehouse_file, summary)
         summary.report = report_to_steward(warehouse_file, run_id)
     if summary.ledger_rows:

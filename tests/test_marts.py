@@ -2,9 +2,11 @@
 
 import shutil
 
+import duckdb
 import pytest
 from conftest import BOLIGORG_HEADER, NOEGLETAL_HEADER, SIGTELSER_HEADER, indicator, ingest_all, land, query, sigtelser_year
 
+from transforms.materialize import materialize
 from transforms.reference import DEFAULT_REFERENCE_DIR
 
 
@@ -135,3 +137,19 @@ def test_the_agreements_targets_are_all_encoded(paths):
         ("slagelse-2017", "5-paasatte-brande-falder-10-pct", 1),
     ]
     assert query(warehouse, "SELECT DISTINCT met, note IS NOT NULL FROM marts.target_status") == [(None, True)]  # no data yet
+
+
+def test_a_run_with_current_reference_data_rebuilds_only_the_marts(paths):
+    """The flow passes only_marts when the model fingerprint is unchanged: new rows count, ref stays."""
+    landing, warehouse = paths
+    land(landing, "politi_sigtelser", "s.csv", [SIGTELSER_HEADER, *sigtelser_year(2016, "Sydbyen")])
+    land(landing, "kommune_noegletal", "n.csv", [NOEGLETAL_HEADER, "2016;330;Sydbyen;befolkning;1000;"])
+    ingest_all(landing, warehouse)
+    assert indicator(warehouse, "afgoerelser_pr_1000", "area", "sydbyen", 2016) == (45.0, 45.0, 1000.0)
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("UPDATE staging.politi_sigtelser SET afgoerelser = afgoerelser * 2")
+        conn.execute("COMMENT ON TABLE ref.areas IS 'not reloaded'")
+    materialize(warehouse, DEFAULT_REFERENCE_DIR, only_marts=True)
+    assert indicator(warehouse, "afgoerelser_pr_1000", "area", "sydbyen", 2016) == (90.0, 90.0, 1000.0)
+    assert query(warehouse, "SELECT comment FROM duckdb_tables() WHERE schema_name = 'ref' AND table_name = 'areas'") == [
+        ("not reloaded",)]

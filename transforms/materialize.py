@@ -62,13 +62,16 @@ def _run_model(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
         raise ModelError(f"model {path.parent.name}/{path.name}: {str(error).splitlines()[0]}") from error
 
 
-def materialize(warehouse: Path, reference_dir: Path) -> dict[str, int]:
-    """Rebuild ref tables, core views and marts tables in one transaction; returns mart row counts."""
+def materialize(warehouse: Path, reference_dir: Path, only_marts: bool = False) -> dict[str, int]:
+    """Rebuild ref tables, core views and marts tables in one transaction; returns mart row counts.
+    `only_marts` when the warehouse's ref tables and core views were built from the current reference
+    data and models (same model fingerprint) and only new deliveries changed."""
     with duckdb.connect(str(warehouse)) as conn:
         conn.execute("BEGIN TRANSACTION")
         try:
-            load_reference_tables(conn, reference_dir)
-            for layer in LAYERS:
+            if not only_marts:
+                load_reference_tables(conn, reference_dir)
+            for layer in ("marts",) if only_marts else LAYERS:
                 for path in model_files(layer):
                     _run_model(conn, path)
                 if layer == "core":
