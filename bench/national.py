@@ -1,12 +1,13 @@
 """The national-scale cost curve, measured in one run on the same files and in the same Prefect mode
 (ephemeral: each command starts its own temporary server, as `boligdata run` does unattended).
 
-    .venv/bin/python bench/national.py [--scale national|small] [--years 10] [--data DIR]
+    .venv/bin/python bench/national.py [--scale national|small] [--years 10] [--data DIR] [--repeat 3]
 
 (a) DuckDB floor: DuckDB's read_csv of every file into plain tables (XLSX through polars/calamine);
 (b) Prefect floor: an empty flow run; (c) the first full `boligdata run`; (d) a re-run with nothing new;
-(e) a run after one new month of police reports; (f) the peak RSS of each. Writes
-bench/results/latest.json and the table in docs/benchmarks.md.
+(e) a run after one new month of police reports; (f) the peak RSS of each. Every step but (c) runs
+--repeat times (default 3) and counts with its median. Writes bench/results/latest.json and the table
+in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,17 +47,25 @@ conn.close()
 PREFECT_FLOOR = "from prefect import flow\n\n@flow\ndef empty():\n    pass\n\nempty()\n"
 
 
-def measure(name: str, command: list[str], env: dict) -> dict:
-    """Wall time and peak RSS of one command run to completion."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    output = process.stdout.read().decode(errors="replace")
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{name} failed:\n{output[-3000:]}")
-    print(f"{name}: {seconds:.1f} s, peak RSS {usage.ru_maxrss / 1024:.0f} MB", flush=True)
-    return {"seconds": round(seconds, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024), "tail": output.strip().splitlines()[-6:]}
+def measure(name: str, command: list[str], env: dict, repeat: int = 1, before_each=None) -> dict:
+    """Median wall time and peak RSS of `repeat` runs of one command, each run to completion
+    (`before_each` puts back what a run changes). Repeating the cheap steps keeps one run's noise out
+    of ratios whose differences are a few seconds."""
+    samples, peak, output = [], 0, ""
+    for _ in range(repeat):
+        if before_each:
+            before_each()
+        started = time.perf_counter()
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        output = process.stdout.read().decode(errors="replace")
+        _, status, usage = os.wait4(process.pid, 0)
+        samples.append(round(time.perf_counter() - started, 2))
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"{name} failed:\n{output[-3000:]}")
+        peak = max(peak, round(usage.ru_maxrss / 1024))
+    seconds = statistics.median(samples)
+    print(f"{name}: {seconds:.1f} s (runs: {samples}), peak RSS {peak} MB", flush=True)
+    return {"seconds": seconds, "runs": samples, "peak_rss_mb": peak, "tail": output.strip().splitlines()[-6:]}
 
 
 def main() -> None:
@@ -63,6 +73,7 @@ def main() -> None:
     parser.add_argument("--scale", default="national")
     parser.add_argument("--years", type=int, default=10)
     parser.add_argument("--data", type=Path, help="where to generate (default: a temporary folder)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each step but the first run (median)")
     args = parser.parse_args()
     env = {**os.environ, "DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "GX_ANALYTICS_ENABLED": "false"}
     env.pop("PREFECT_API_URL", None)  # ephemeral mode for every step alike
@@ -77,13 +88,18 @@ def main() -> None:
     warehouse.parent.mkdir()
     run = [*BOLIGDATA, "run", "--landing", str(landing), "--warehouse", str(warehouse), "--reference", str(data / "reference")]
     steps = {
-        "a_duckdb_floor": measure("(a) DuckDB floor", [sys.executable, "-c", DUCKDB_FLOOR, str(landing), str(data / "floor.duckdb")], env),
-        "b_prefect_floor": measure("(b) Prefect floor", [sys.executable, "-c", PREFECT_FLOOR], env),
+        "a_duckdb_floor": measure("(a) DuckDB floor", [sys.executable, "-c", DUCKDB_FLOOR, str(landing),
+                                                       str(data / "floor.duckdb")], env, args.repeat,
+                                  lambda: (data / "floor.duckdb").unlink(missing_ok=True)),
+        "b_prefect_floor": measure("(b) Prefect floor", [sys.executable, "-c", PREFECT_FLOOR], env, args.repeat),
         "c_first_run": measure("(c) first run", run, env),
-        "d_nothing_new": measure("(d) nothing new", run, env),
+        "d_nothing_new": measure("(d) nothing new", run, env, args.repeat),
     }
+    before_new_month = data / "before_new_month.duckdb"
+    shutil.copyfile(warehouse, before_new_month)
     one_new_month(data, args.scale)
-    steps["e_one_new_month"] = measure("(e) one new month", run, env)
+    steps["e_one_new_month"] = measure("(e) one new month", run, env, args.repeat,
+                                       lambda: shutil.copyfile(before_new_month, warehouse))
     a, b, c, d, e = (steps[k]["seconds"] for k in ("a_duckdb_floor", "b_prefect_floor", "c_first_run", "d_nothing_new", "e_one_new_month"))
     targets = {
         "work_over_floor": {"value": round((c - d) / a, 2), "target": "<= 3", "met": (c - d) <= 3 * a},
@@ -108,7 +124,8 @@ def main() -> None:
 
 def write_doc(result: dict) -> None:
     steps, targets, machine = result["steps"], result["targets"], result["machine"]
-    table = "\n".join(f"| {name} | {s['seconds']:.1f} | {s['peak_rss_mb']} |" for name, s in steps.items())
+    table = "\n".join(f"| {name} | {s['seconds']:.1f} | {', '.join(f'{r:.1f}' for r in s['runs'])} | {s['peak_rss_mb']} |"
+                      for name, s in steps.items())
     checks = "\n".join(f"| {name} | {t['value']} | {t['target']} | {'yes' if t['met'] else '**no**'} |" for name, t in targets.items())
     text = DOC.read_text(encoding="utf-8") if DOC.exists() else ""
     marker = "<!-- results -->"
@@ -117,7 +134,7 @@ def write_doc(result: dict) -> None:
         f"{head}{marker}\n## Last run ({result['measured_at']}, {result['scale']} scale, {result['years']} years)\n\n"
         f"Machine: {machine['platform']}, Python {machine['python']}, {machine['cpus']} cores, {machine['memory_gib']} GiB. "
         f"{sum(result['rows'].values()):,} rows in {result['files']} files.\n\n"
-        f"| step | seconds | peak RSS (MB) |\n|---|---:|---:|\n{table}\n\n"
+        f"| step | seconds (median) | runs | peak RSS (MB) |\n|---|---:|---|---:|\n{table}\n\n"
         f"| ratio | measured | target | met |\n|---|---:|---|---|\n{checks}\n", encoding="utf-8")
 
 
