@@ -98,8 +98,7 @@ def validate_deliveries(deliveries: list[Delivery], reference_dir: Path, today: 
                              load_reference(reference_dir), today)
     problems = problems.join(staged.select(pl.col("delivery_id").cast(pl.Int64), pl.col("line_number").cast(pl.Int64),
                                            "partition_key"), on=["delivery_id", "line_number"], how="left")
-    by_delivery = problems.partition_by("delivery_id", as_dict=True, include_key=False)
+    by_delivery = problems.partition_by("delivery_id", as_dict=True)
     for delivery in pending:
-        by_delivery.get((delivery.delivery_id,), problems.clear().drop("delivery_id")).write_parquet(
-            delivery.spill_path("problems"))
+        by_delivery.get((delivery.delivery_id,), problems.clear()).write_parquet(delivery.spill_path("problems"))
     return deliveries

@@ -145,38 +145,53 @@ def _note_possible_duplicates(conn: duckdb.DuckDBPyConnection, deliveries: list[
             UNION SELECT {_quote(source)}, id FROM incoming GROUP BY id HAVING count(DISTINCT delivery_id) > 1""")
 
 
-def _sources_staged_at_once(conn: duckdb.DuckDBPyConnection, deliveries: list[Delivery]) -> set[str]:
-    """Sources whose staged rows can go into staging in one statement after the last delivery: none of
-    these deliveries replaces a partition of another and none of their ids can be a duplicate, so no
-    delivery's rows could be deleted or judged by a later one (a first national run, a month's files)."""
-    at_once = set()
+def _sources_applied_set_wise(conn: duckdb.DuckDBPyConnection, deliveries: list[Delivery]) -> set[str]:
+    """Sources whose deliveries here bring only new partitions (shared with no current partition and with
+    no other delivery of the batch) and no id that may be a duplicate: nothing of one can replace or
+    judge another, so the batch is applied with a few set-wise statements instead of delivery by
+    delivery, with the same result (a first national run, a month's new files)."""
+    set_wise = set()
     for source in {d.source for d in deliveries if not d.is_settled}:
-        (shared,) = conn.execute(f"""
-            SELECT count(*) FROM (SELECT partition_key FROM {_spilled(deliveries, source, "staged")}
-                                  WHERE partition_key IS NOT NULL GROUP BY 1 HAVING count(DISTINCT delivery_id) > 1)
-        """).fetchall()[0]
-        (possible,) = conn.execute("SELECT count(*) FROM possible_duplicates WHERE source = ?", [source]).fetchall()[0]
-        if not shared and not possible:
-            at_once.add(source)
-    return at_once
+        (clashes,) = conn.execute(f"""
+            WITH incoming AS (SELECT DISTINCT delivery_id, partition_key FROM {_spilled(deliveries, source, "staged")}
+                              WHERE partition_key IS NOT NULL)
+            SELECT (SELECT count(*) FROM (SELECT partition_key FROM incoming GROUP BY 1 HAVING count(*) > 1))
+                 + (SELECT count(*) FROM meta.partitions WHERE source = $source AND superseded_by IS NULL
+                      AND partition_key IN (SELECT partition_key FROM incoming))
+                 + (SELECT count(*) FROM possible_duplicates WHERE source = $source)""", {"source": source}).fetchall()[0]
+        if not clashes:
+            set_wise.add(source)
+    return set_wise
 
 
-def _insert_rows_at_once(conn: duckdb.DuckDBPyConnection, deliveries: list[Delivery], staged_sources: set[str]) -> None:
-    """Every delivered row into raw, and the staged rows of `staged_sources` that were not quarantined."""
-    for source, contract in all_contracts().items():
-        if raw := _spilled(deliveries, source, "raw"):
+def _apply_set_wise(conn: duckdb.DuckDBPyConnection, deliveries: list[Delivery], source: str) -> dict[int, int]:
+    """Problems, partitions and valid staged rows of a source's deliveries in one statement each;
+    returns the rows quarantined per delivery id."""
+    contract = contract_for(source)
+    staged, problems = _spilled(deliveries, source, "staged"), _spilled(deliveries, source, "problems")
+    conn.execute(f"""
+        INSERT INTO meta.quarantine (delivery_id, line_number, rule, column_name, value, status, partition_key)
+        SELECT delivery_id, line_number, rule, column_name, value, 'open', partition_key FROM {problems};
+        INSERT INTO meta.partitions (source, partition_key, delivery_id)
+        SELECT DISTINCT {_quote(source)}, partition_key, delivery_id FROM {staged} WHERE partition_key IS NOT NULL;
+        INSERT INTO {contract.staging_table} BY NAME
+        SELECT {", ".join(staging_columns(contract))} FROM {staged} AS s
+        WHERE NOT EXISTS (SELECT 1 FROM {problems} AS p
+                          WHERE p.delivery_id = s.delivery_id AND p.line_number = s.line_number);
+    """)
+    return dict(conn.execute(f"SELECT delivery_id, count(DISTINCT line_number) FROM {problems} GROUP BY 1").fetchall())
+
+
+def _insert_raw_rows(conn: duckdb.DuckDBPyConnection, deliveries: list[Delivery]) -> None:
+    """Every delivered row as text, whatever became of it, one statement per source."""
+    for contract in all_contracts().values():
+        if raw := _spilled(deliveries, contract.source, "raw"):
             conn.execute(f"INSERT INTO {contract.raw_table} BY NAME SELECT * FROM {raw}")
-        if source in staged_sources:
-            conn.execute(f"""
-                INSERT INTO {contract.staging_table} BY NAME
-                SELECT {", ".join(staging_columns(contract))} FROM {_spilled(deliveries, source, "staged")} AS s
-                WHERE NOT EXISTS (SELECT 1 FROM meta.quarantine AS q
-                                  WHERE q.delivery_id = s.delivery_id AND q.line_number = s.line_number)""")
 
 
-def _apply_rows(conn: duckdb.DuckDBPyConnection, delivery: Delivery, contract: Contract, insert_staged: bool) -> tuple[int, int]:
-    """Write one validated, spilled delivery's problems, partitions and (if `insert_staged`) staged
-    rows; returns (rows loaded, rows quarantined)."""
+def _apply_rows(conn: duckdb.DuckDBPyConnection, delivery: Delivery, contract: Contract) -> int:
+    """Write one validated, spilled delivery's problems, partitions and staged rows; returns the rows
+    quarantined."""
     for part, columns in (("staged", ", ".join(staging_columns(contract))), ("problems", "*")):
         conn.execute(f"CREATE OR REPLACE TEMP VIEW incoming_{part} AS "
                      f"SELECT {columns} FROM read_parquet({_quote(str(delivery.spill_path(part)))})")
@@ -194,10 +209,9 @@ def _apply_rows(conn: duckdb.DuckDBPyConnection, delivery: Delivery, contract: C
             FROM incoming_staged AS i JOIN {contract.staging_table} AS s ON s.{column} = i.{column}
             WHERE i.line_number NOT IN (SELECT line_number FROM delivery_problems)
         """)
-    if insert_staged:
-        conn.execute(f"""INSERT INTO {contract.staging_table} BY NAME SELECT * FROM incoming_staged
-                         WHERE line_number NOT IN (SELECT line_number FROM delivery_problems)""")
     conn.execute(f"""
+        INSERT INTO {contract.staging_table} BY NAME SELECT * FROM incoming_staged
+        WHERE line_number NOT IN (SELECT line_number FROM delivery_problems);
         INSERT INTO meta.quarantine (delivery_id, line_number, rule, column_name, value, status, partition_key, note)
         SELECT {delivery.delivery_id}, line_number, rule, column_name, value, 'open', partition_key, note FROM delivery_problems
     """)
@@ -205,7 +219,13 @@ def _apply_rows(conn: duckdb.DuckDBPyConnection, delivery: Delivery, contract: C
     conn.execute("DROP TABLE delivery_problems")
     for name in ("incoming_staged", "incoming_partitions", "incoming_problems"):
         conn.execute(f"DROP VIEW {name}")
-    return delivery.rows_read - quarantined, quarantined
+    return quarantined
+
+
+def _insert_ledger_rows(conn: duckdb.DuckDBPyConnection, ledger_rows: pl.DataFrame) -> None:
+    conn.register("incoming_deliveries", ledger_rows)
+    conn.execute("INSERT INTO meta.deliveries BY NAME SELECT * FROM incoming_deliveries")
+    conn.unregister("incoming_deliveries")
 
 
 def record_deliveries(warehouse: Path, deliveries: list[Delivery], run_id: str | None = None) -> Iterator[dict]:
@@ -216,22 +236,30 @@ def record_deliveries(warehouse: Path, deliveries: list[Delivery], run_id: str |
         conn.execute("BEGIN TRANSACTION")
         try:
             _note_possible_duplicates(conn, deliveries)
-            staged_at_once = _sources_staged_at_once(conn, deliveries)
+            set_wise = _sources_applied_set_wise(conn, deliveries)
+            quarantined = {}
+            for source in set_wise:
+                quarantined |= _apply_set_wise(conn, deliveries, source)
+            set_wise_rows = []  # recorded together at the end: no later delivery here can change them
             for delivery in deliveries:
                 if delivery.is_settled:
                     status, counts = delivery.status, (None, None, None)
                 else:
-                    loaded, quarantined = _apply_rows(conn, delivery, contract_for(delivery.source),
-                                                      insert_staged=delivery.source not in staged_at_once)
-                    status = "loaded_with_quarantine" if quarantined else "loaded"
-                    counts = (delivery.rows_read, loaded, quarantined)
+                    if delivery.source not in set_wise:
+                        quarantined[delivery.delivery_id] = _apply_rows(conn, delivery, contract_for(delivery.source))
+                    held_back = quarantined.get(delivery.delivery_id, 0)
+                    status = "loaded_with_quarantine" if held_back else "loaded"
+                    counts = (delivery.rows_read, delivery.rows_read - held_back, held_back)
                 ledger_row = _ledger_row(delivery, status, *counts, run_id)
-                conn.register("incoming_delivery", ledger_row)
-                conn.execute("INSERT INTO meta.deliveries BY NAME SELECT * FROM incoming_delivery")
-                conn.unregister("incoming_delivery")
+                if delivery.source in set_wise:
+                    set_wise_rows.append(ledger_row)
+                else:  # a later delivery of the batch may supersede it
+                    _insert_ledger_rows(conn, ledger_row)
                 yield ledger_row.to_dicts()[0]
+            if set_wise_rows:
+                _insert_ledger_rows(conn, pl.concat(set_wise_rows, how="vertical_relaxed"))
             conn.execute("DROP TABLE possible_duplicates")
-            _insert_rows_at_once(conn, deliveries, staged_at_once)
+            _insert_raw_rows(conn, deliveries)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
