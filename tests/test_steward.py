@@ -158,6 +158,7 @@ def test_the_steward_report_names_every_problem_and_renders_offline(paths):
     assert "empty file" in page
     assert "Motalvej" in page and "Område must be a known area or alias (reference data), or Hele kommunen" in page
     assert "Tæller must be filled in (.. or empty is missing, never 0)" in page
+    assert "Open quarantined row problems in the whole warehouse: 2." in page
     parser = _ExternalReferences()
     parser.feed(page)
     assert parser.found == [] and not parser.tags & {"script", "link", "img", "iframe"}

@@ -37,6 +37,11 @@ def _run_deliveries(warehouse: Path, run_id: str) -> pl.DataFrame:
                            FROM meta.deliveries WHERE run_id = ? ORDER BY delivery_id""", params=[run_id]).pl()
 
 
+def _open_problem_count(warehouse: Path) -> int:
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        return conn.execute("SELECT count(*) FROM meta.quarantine WHERE status = 'open'").fetchall()[0][0]
+
+
 def _table(headers: list[str], rows: list[list], numeric: set[int] = frozenset()) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join(
@@ -51,7 +56,7 @@ def render_html(warehouse: Path, run_id: str, generated_at: dt.datetime | None =
     generated_at = generated_at or dt.datetime.now()
     deliveries = _run_deliveries(warehouse, run_id)
     problems = read_quarantine(warehouse, status=None, run_id=run_id)
-    open_total = read_quarantine(warehouse).height
+    open_total = _open_problem_count(warehouse)
     parts = [
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
         f"<title>boligdata steward report {html.escape(run_id)}</title><style>{_STYLE}</style></head><body>",

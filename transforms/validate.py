@@ -5,9 +5,10 @@ whatever the row count, so a run validates its deliveries in a few batches, not 
 keyed by (delivery_id, line_number); rules across rows name delivery_id so that they hold within a
 delivery. Only the columns the suite reads go to GX.
 
-Date columns reach the suite as yyyymmdd integers (2016-03-01 -> 20160301). Each expectation carries `meta.rule` (a short id stewards filter on) and `meta.column` (the delivered
-column to blame when the checked column is derived, e.g. the normalized area name). Sets that come from
-reference data are suite parameters (`{"$PARAMETER": ...}`) filled in here, so the suite files stay
+Date columns reach the suite as yyyymmdd integers (2016-03-01 -> 20160301). Each expectation carries
+`meta.rule` (a short id stewards filter on) and `meta.column` (the delivered column to blame when the
+checked column is derived, e.g. the normalized area name). Sets that come from reference data are
+suite parameters (`{"$PARAMETER": ...}`) filled in here, so the suite files stay
 declarative and the reference files stay the one place to edit them.
 """
 
@@ -104,17 +105,17 @@ def _as_yyyymmdd(dates: pl.Expr) -> pl.Expr:
     return dates.dt.year().cast(pl.Int64) * 10000 + dates.dt.month().cast(pl.Int64) * 100 + dates.dt.day().cast(pl.Int64)
 
 
-def _with_delivered_values(problems: pl.DataFrame, text_rows: pl.DataFrame | pl.LazyFrame, keys: list[str]) -> pl.DataFrame:
+def _with_delivered_values(problems: pl.DataFrame, text_rows: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
     """Fill in the value as the sender wrote it, which is what a steward needs to see."""
-    lines = problems.filter(pl.col("value").is_null()).select(keys).unique()
+    lines = problems.filter(pl.col("value").is_null()).select(ROW_KEY).unique()
     if lines.is_empty():
         return problems
     delivered = (
-        text_rows.lazy().with_columns(pl.col(keys).cast(pl.Int64)).join(lines.lazy(), on=keys, how="semi").collect()
-        .unpivot(index=keys, variable_name="column_name", value_name="delivered")
+        text_rows.lazy().with_columns(pl.col(ROW_KEY).cast(pl.Int64)).join(lines.lazy(), on=ROW_KEY, how="semi").collect()
+        .unpivot(index=ROW_KEY, variable_name="column_name", value_name="delivered")
     )
     return (
-        problems.join(delivered, on=[*keys, "column_name"], how="left")
+        problems.join(delivered, on=[*ROW_KEY, "column_name"], how="left")
         .with_columns(pl.coalesce("value", "delivered").alias("value"))
         .select(problems.columns)
     )
@@ -148,17 +149,17 @@ def validate_rows(staged_rows: pl.DataFrame, type_problems: pl.DataFrame, text_r
         problems = validate_rows(staged_rows.with_columns(one_delivery), type_problems.with_columns(one_delivery),
                                  text_rows.with_columns(one_delivery), contract, reference, today)
         return problems.drop("delivery_id")
-    keys = ROW_KEY
     with _GX_LOCK:  # also around the suite: GX fills its expectation registry on first import, not thread-safely
         suite = load_suite(contract.suite_path)
         # a column the suite names but the rows lack stays missing, so GX reports the broken suite
-        checked = [column for column in staged_rows.columns if column in keys or column in _suite_columns(suite)]
+        read_by_suite = _suite_columns(suite) | set(ROW_KEY)
+        checked = [column for column in staged_rows.columns if column in read_by_suite]
         frame = staged_rows.select(checked).with_columns(_as_yyyymmdd(pl.col(pl.Date))).to_pandas()
         batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
         result = batch.validate(
             suite,
             expectation_parameters=suite_parameters(reference, today),
-            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": keys},
+            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ROW_KEY},
         )
     findings = []
     for outcome in result.results:
@@ -172,11 +173,11 @@ def validate_rows(staged_rows: pl.DataFrame, type_problems: pl.DataFrame, text_r
         column = config.meta.get("column") or config.kwargs.get("column") or config.kwargs.get("column_A")
         hits = outcome.result.get("unexpected_index_list") or []
         findings.append(pl.DataFrame(
-            {key: [int(hit[key]) for hit in hits] for key in keys}, schema={key: pl.Int64 for key in keys},
+            {key: [int(hit[key]) for hit in hits] for key in ROW_KEY}, schema={key: pl.Int64 for key in ROW_KEY},
         ).with_columns(rule=pl.lit(rule), column_name=pl.lit(column), value=pl.lit(None, dtype=pl.Utf8)))
-    type_problems = type_problems.select(pl.col(keys).cast(pl.Int64), "rule", "column_name", "value")
+    type_problems = type_problems.select(pl.col(ROW_KEY).cast(pl.Int64), "rule", "column_name", "value")
     suite_problems = pl.concat(findings) if findings else type_problems.clear()
     # A value that could not be typed reads as missing to the suite; report it once, as the type problem.
-    suite_problems = suite_problems.join(type_problems, on=[*keys, "column_name"], how="anti")
-    problems = pl.concat([type_problems, suite_problems]).unique(maintain_order=True).sort(keys, maintain_order=True)
-    return _with_delivered_values(problems, text_rows, keys)
+    suite_problems = suite_problems.join(type_problems, on=[*ROW_KEY, "column_name"], how="anti")
+    problems = pl.concat([type_problems, suite_problems]).unique(maintain_order=True).sort(ROW_KEY, maintain_order=True)
+    return _with_delivered_values(problems, text_rows)
