@@ -33,7 +33,7 @@ BOLIGDATA = [sys.executable, "-m", "flows.cli"]
 DUCKDB_FLOOR = """
 import sys, duckdb, polars as pl
 from pathlib import Path
-from transforms.read import detect_encoding
+from transforms.intake.read import detect_encoding
 conn = duckdb.connect(sys.argv[2])
 for number, path in enumerate(sorted(Path(sys.argv[1]).rglob("*.*"))):
     if path.suffix == ".xlsx":
@@ -80,7 +80,7 @@ def main() -> None:
     data = args.data or Path(tempfile.mkdtemp(prefix="boligdata-bench-"))
     shutil.rmtree(data, ignore_errors=True)
     started = time.perf_counter()
-    from transforms.generate import generate, one_new_month
+    from bench.generate import generate, one_new_month
 
     rows = generate(data, args.scale, args.years)
     print(f"generated {sum(rows.values()):,} rows in {time.perf_counter() - started:.0f} s: {rows}", flush=True)

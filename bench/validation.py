@@ -18,14 +18,15 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from transforms.contracts import contract_for
-from transforms.read import read_text_rows
+from transforms.sources import contract_for
+from transforms.sources.politi_anmeldelser import CATEGORIES
+from transforms.sources.suite import suite_path
+from transforms.intake.read import read_text_rows
 from transforms.reference import load_reference
-from transforms.stage import stage_rows
-from transforms.validate import validate_rows, warm_up
+from transforms.intake.stage import stage_rows
+from transforms.intake.validate import validate_rows, warm_up
 
 RESULTS = Path(__file__).parent / "results" / "validation.json"
-CATEGORIES = ["Hærværk", "Indbrud", "Vold", "Tyveri", "Narkotika", "Brandstiftelse", "Andet"]
 
 
 def write_police_reports(path: Path, rows: int) -> None:
@@ -59,7 +60,7 @@ def measure(rows: int, folder: Path) -> dict:
         "rows": rows, "file_mb": round(path.stat().st_size / 1e6, 1), "duckdb_read_csv_s": round(floor, 3),
         "read_s": round(read_done - started, 3), "stage_s": round(stage_done - read_done, 3),
         "validate_s": round(validate_done - stage_done, 3), "problems": problems.height,
-        "expectations": len(json.loads(contract.suite_path.read_text(encoding="utf-8"))["expectations"]),
+        "expectations": len(json.loads(suite_path(contract).read_text(encoding="utf-8"))["expectations"]),
         "total_over_floor": round((validate_done - started) / floor, 1),
     }
 

@@ -1,1 +1,1 @@
-"""One Great Expectations suite per source contract, `<source>.json` (see transforms/contracts)."""
+"""One Great Expectations suite per source, `<source>.json`, generated from its declaration (transforms/sources/suite.py)."""

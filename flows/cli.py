@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import os
 import sys
@@ -75,7 +76,7 @@ def _while_prefect_starts(prepare) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from transforms.warehouse_file import WarehouseUnavailable, check_warehouse_path
+    from warehouse.build import WarehouseUnavailable, check_warehouse_path
 
     if not args.landing.is_dir():
         return _fail(f"landing folder {args.landing} does not exist", 2)
@@ -85,8 +86,8 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(str(problem), 2)
     _quiet_prefect(args.verbose)
     from flows.pipeline import run_pipeline  # Prefect's import is slow; keep --help and checks fast
-    from transforms.deliveries import likely_new_files
-    from transforms.validate import warm_up
+    from transforms.ledger.deliveries import likely_new_files
+    from transforms.intake.validate import warm_up
 
     if likely_new_files(args.landing, args.warehouse):
         _while_prefect_starts(warm_up)
@@ -130,7 +131,7 @@ def _show(frame, empty: str) -> None:
 
 
 def _deliveries(args: argparse.Namespace) -> int:
-    from transforms.steward import read_deliveries
+    from transforms.steward.quarantine import read_deliveries
 
     frame = read_deliveries(args.warehouse, args.source, args.status)
     _show(frame.drop("received_at", "encoding"), "no deliveries match")
@@ -138,7 +139,7 @@ def _deliveries(args: argparse.Namespace) -> int:
 
 
 def _quarantine_list(args: argparse.Namespace) -> int:
-    from transforms.steward import read_quarantine
+    from transforms.steward.quarantine import read_quarantine
 
     status = None if args.status == "all" else args.status
     frame = read_quarantine(args.warehouse, args.source, status, args.rule, args.delivery)
@@ -148,7 +149,7 @@ def _quarantine_list(args: argparse.Namespace) -> int:
 
 
 def _quarantine_show(args: argparse.Namespace) -> int:
-    from transforms.steward import read_deliveries, read_quarantine, read_raw_record
+    from transforms.steward.quarantine import read_deliveries, read_quarantine, read_raw_record
 
     delivery = read_deliveries(args.warehouse).filter(delivery_id=args.delivery)
     if delivery.is_empty():
@@ -169,14 +170,18 @@ def _quarantine_show(args: argparse.Namespace) -> int:
 
 
 def _quarantine_waive(args: argparse.Namespace) -> int:
-    from transforms.steward import waive
-    from transforms.warehouse_file import publish, warehouse_build, writer_lock
+    from transforms.ledger.deliveries import LedgerSnapshot
+    from transforms.ledger.runs import RunSummary
+    from transforms.steward.quarantine import waive
+    from warehouse.build import warehouse_write
 
     warehouse = args.warehouse.resolve()
+    # a waiver loads nothing: the marts stay those of the fingerprint the last run built
+    run = RunSummary(f"waive-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}", "(quarantine waive)", str(warehouse),
+                     dt.datetime.now(dt.UTC).replace(tzinfo=None), LedgerSnapshot.read(warehouse).model_fingerprint)
     try:
-        with writer_lock(warehouse), warehouse_build(warehouse) as build:
-            count = waive(build, args.reason, args.delivery, args.line, args.rule, args.source)
-            publish(build, warehouse)
+        with warehouse_write(warehouse, run) as write:
+            count = waive(write.build, args.reason, args.delivery, args.line, args.rule, args.source)
     except ValueError as problem:
         return _fail(str(problem), 2)
     print(f"waived {count} quarantined row problem(s): {args.reason.strip()}")
@@ -201,7 +206,7 @@ def _quarantine_retry(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from transforms.lineage import explain
+    from transforms.steward.lineage import explain
 
     found = explain(args.warehouse, args.indicator, args.scope, args.year)
     if found is None:
@@ -218,7 +223,7 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from transforms.export import export_marts
+    from transforms.steward.export import export_marts
 
     for path in export_marts(args.warehouse, args.directory):
         print(path)
@@ -227,7 +232,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def _watch_loop(landing: Path, warehouse: Path, interval: float, once: bool) -> None:
     from flows.local_stack import announce
-    from transforms.watch import LandingWatcher
+    from flows.watch import LandingWatcher
 
     watcher = LandingWatcher(landing, warehouse, warehouse.with_name(f".{warehouse.name}.watch.json"))
     looks = 0
@@ -281,7 +286,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from transforms.generate import generate
+    from bench.generate import generate
 
     rows = generate(args.out, args.scale, args.years, args.bad_share, args.cp1252_share, args.xlsx_share)
     for source, count in rows.items():

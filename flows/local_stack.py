@@ -12,9 +12,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+from flows.events import LANDED_EVENT, LANDED_RESOURCE_PREFIX
+
 REPO = Path(__file__).resolve().parents[1]
 WORK_POOL = "boligdata"
-LANDED_EVENT = "boligdata.extract.landed"
 FLOW_NAMES = ["boligdata-run", "boligdata-materialize", "boligdata-quarantine-retry"]
 
 
@@ -119,6 +120,6 @@ def announce(path: Path, landing: Path) -> None:
 
     relative = path.relative_to(landing)
     emit_event(event=LANDED_EVENT,
-               resource={"prefect.resource.id": f"boligdata.extract.{relative.as_posix()}",
+               resource={"prefect.resource.id": f"{LANDED_RESOURCE_PREFIX}{relative.as_posix()}",
                          "boligdata.source": relative.parts[0] if len(relative.parts) > 1 else ""},
                payload={"path": str(path), "landing": str(landing)})

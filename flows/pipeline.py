@@ -24,17 +24,16 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from transforms import ingest
-from transforms.deliveries import Delivery, LedgerSnapshot, plan_deliveries
-from transforms.ingest import delivery_batches
-from transforms.load import ensure_schema, record_deliveries
-from transforms.materialize import materialize, model_fingerprint
+from flows.events import LOADED_EVENT, LOADED_RESOURCE_PREFIX
+from transforms.intake import batches as ingest
+from transforms.intake.batches import delivery_batches
+from transforms.ledger.deliveries import Delivery, LedgerSnapshot, plan_deliveries
+from transforms.ledger.runs import RunSummary
 from transforms.reference import DEFAULT_REFERENCE_DIR, check_reference_tables
-from transforms.report import render_markdown, write_steward_report
-from transforms.run_summary import RunSummary, record_run
-from transforms.warehouse_file import (
-    check_warehouse_path, default_archive_dir, publish, spill_dir, warehouse_build, writer_lock,
-)
+from transforms.steward.report import render_markdown, write_steward_report
+from warehouse.build import check_warehouse_path, default_archive_dir, spill_dir, warehouse_write
+from warehouse.load import record_deliveries
+from warehouse.materialize import materialize, model_fingerprint
 
 # Tasks at work at once. Prefect's default pool is unbounded and would read every landed file at once.
 # Tasks only wait on earlier-submitted tasks, so a bounded first-in-first-out pool always makes progress.
@@ -42,8 +41,6 @@ TASKS_IN_FLIGHT = int(os.environ.get("BOLIGDATA_TASKS_IN_FLIGHT", "4"))
 
 # Progress lines for the terminal and the Prefect UI (PREFECT_LOGGING_EXTRA_LOGGERS=boligdata).
 progress = logging.getLogger("boligdata.run")
-
-LOADED_EVENT = "boligdata.deliveries.loaded"
 
 
 def _transient(task, task_run, state) -> bool:
@@ -63,12 +60,6 @@ def discover_deliveries(landing: Path, warehouse: Path) -> tuple[list[Delivery],
     """New files in landing order, and the model fingerprint the published marts were built with."""
     ledger = LedgerSnapshot.read(warehouse)
     return plan_deliveries(landing, ledger), ledger.model_fingerprint
-
-
-@writing_step
-def prepare_warehouse(build: Path) -> None:
-    with duckdb.connect(str(build)) as conn:
-        ensure_schema(conn)
 
 
 @step
@@ -100,7 +91,7 @@ def announce_loaded(warehouse: Path, summary: RunSummary) -> None:
     """Tell the event system (and the materialization deployment's trigger) that deliveries landed in the warehouse."""
     from prefect.events import emit_event
 
-    emit_event(event=LOADED_EVENT, resource={"prefect.resource.id": f"boligdata.warehouse.{warehouse}"},
+    emit_event(event=LOADED_EVENT, resource={"prefect.resource.id": f"{LOADED_RESOURCE_PREFIX}{warehouse}"},
                payload={"warehouse": str(warehouse), "deliveries": len(summary.ledger_rows),
                         "statuses": summary.status_counts, "marts_rebuilt": bool(summary.mart_rows)})
 
@@ -115,10 +106,15 @@ def report_to_steward(warehouse: Path, run_id: str) -> Path:
     return write_steward_report(warehouse, run_id)
 
 
-@writing_step
-def publish_warehouse(build: Path, warehouse: Path, summary: RunSummary) -> None:
-    record_run(build, summary)
-    publish(build, warehouse)
+def start_run(warehouse: str, reference_dir: str | None, landing: str, build_marts: bool = True
+              ) -> tuple[Path, Path, RunSummary]:
+    """What every writing flow checks first: a usable warehouse path and reference data; the run's summary."""
+    warehouse_file = check_warehouse_path(Path(warehouse))
+    reference = Path(reference_dir).resolve() if reference_dir else DEFAULT_REFERENCE_DIR
+    check_reference_tables(reference)
+    summary = RunSummary(str(flow_run.id or "local"), landing, str(warehouse_file),
+                         dt.datetime.now(dt.UTC).replace(tzinfo=None), model_fingerprint(reference) if build_marts else None)
+    return warehouse_file, reference, summary
 
 
 @flow(name="boligdata-run", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=TASKS_IN_FLIGHT))
@@ -129,40 +125,31 @@ def run_pipeline(landing: str, warehouse: str, reference_dir: str | None = None,
     the run takes in every complete new file, so the other files of a burst need no run of their own.
     New deliveries are announced as a `boligdata.deliveries.loaded` event."""
     landing_dir = Path(landing).resolve()
-    warehouse_file = check_warehouse_path(Path(warehouse))
-    reference = Path(reference_dir).resolve() if reference_dir else DEFAULT_REFERENCE_DIR
+    warehouse_file, reference, summary = start_run(warehouse, reference_dir, str(landing_dir), materialize)
     archive = Path(archive_dir).resolve() if archive_dir else default_archive_dir(warehouse_file)
-    run_id = str(flow_run.id or "local")
-    started_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    check_reference_tables(reference)
-    fingerprint = model_fingerprint(reference)
-
     if landed_path:
         progress.info("triggered by %s landing", landed_path)
-    with writer_lock(warehouse_file):
+    with warehouse_write(warehouse_file, summary) as write:
         deliveries, published_fingerprint = discover_deliveries(landing_dir, warehouse_file)
-        summary = RunSummary(run_id, str(landing_dir), str(warehouse_file), started_at,
-                             fingerprint if materialize else None)
-        if not deliveries and (published_fingerprint == fingerprint or not materialize):
+        if not deliveries and (published_fingerprint == summary.model_fingerprint or not materialize):
             progress.info("nothing new under %s; the warehouse is unchanged", landing_dir)
+            write.discard()
             return summary
-        with warehouse_build(warehouse_file) as build:
-            prepared = prepare_warehouse.submit(build)
-            previous, branches = prepared, []
-            for batch in delivery_batches(deliveries):
-                ingested = ingest_batch.submit(batch, archive, reference, spill_dir(build))
-                validated = validate_batch.submit(ingested, reference)
-                previous = load_batch.submit(validated, build, run_id, wait_for=[previous])
-                branches.append((validated, previous))
-            loads = [load for _, load in branches]
-            for validated, load in branches:
-                validated.result()  # a branch's own error first: a load that never ran only says "pending"
-                summary.ledger_rows += load.result()
-            if materialize:
-                summary.mart_rows = materialize_marts.submit(build, reference, published_fingerprint == fingerprint,
-                                                             wait_for=[prepared, *loads]).result()
-            publish_warehouse(build, warehouse_file, summary)
-        summary.report = report_to_steward(warehouse_file, run_id)
+        build = write.build
+        previous, branches = None, []
+        for batch in delivery_batches(deliveries):
+            ingested = ingest_batch.submit(batch, archive, reference, spill_dir(build))
+            validated = validate_batch.submit(ingested, reference)
+            previous = load_batch.submit(validated, build, summary.run_id, wait_for=[previous] if previous else [])
+            branches.append((validated, previous))
+        loads = [load for _, load in branches]
+        for validated, load in branches:
+            validated.result()  # a branch's own error first: a load that never ran only says "pending"
+            summary.ledger_rows += load.result()
+        if materialize:
+            summary.mart_rows = materialize_marts.submit(build, reference, published_fingerprint == summary.model_fingerprint,
+                                                         wait_for=loads).result()
+    summary.report = report_to_steward(warehouse_file, summary.run_id)
     if summary.ledger_rows:
         announce_loaded(warehouse_file, summary)
     return summary
@@ -171,17 +158,11 @@ def run_pipeline(landing: str, warehouse: str, reference_dir: str | None = None,
 @flow(name="boligdata-materialize", log_prints=False)
 def materialize_warehouse(warehouse: str, reference_dir: str | None = None) -> RunSummary:
     """Rebuild the marts if deliveries or reference data changed since they were last built."""
-    warehouse_file = check_warehouse_path(Path(warehouse))
-    reference = Path(reference_dir).resolve() if reference_dir else DEFAULT_REFERENCE_DIR
-    check_reference_tables(reference)
-    summary = RunSummary(str(flow_run.id or "local"), "(materialize)", str(warehouse_file),
-                         dt.datetime.now(dt.UTC).replace(tzinfo=None), model_fingerprint(reference))
-    with writer_lock(warehouse_file):
+    warehouse_file, reference, summary = start_run(warehouse, reference_dir, "(materialize)")
+    with warehouse_write(warehouse_file, summary) as write:
         if LedgerSnapshot.read(warehouse_file).model_fingerprint == summary.model_fingerprint:
             progress.info("the marts of %s are current", warehouse_file)
+            write.discard()
             return summary
-        with warehouse_build(warehouse_file) as build:
-            prepare_warehouse(build)
-            summary.mart_rows = materialize_marts(build, reference)
-            publish_warehouse(build, warehouse_file, summary)
+        summary.mart_rows = materialize_marts(write.build, reference)
     return summary

@@ -4,10 +4,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from transforms import ingest
-from transforms.deliveries import LedgerSnapshot, plan_deliveries
-from transforms.load import ensure_schema, record_deliveries
-from transforms.materialize import materialize
+from transforms.intake import batches as ingest
+from transforms.ledger.deliveries import LedgerSnapshot, plan_deliveries
+from warehouse.load import ensure_schema, record_deliveries
+from warehouse.materialize import materialize
 from transforms.reference import DEFAULT_REFERENCE_DIR
 
 for name, value in {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "GX_ANALYTICS_ENABLED": "false"}.items():

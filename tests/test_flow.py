@@ -162,7 +162,7 @@ def test_writing_steps_retry_transient_errors_only():
     from prefect.states import Failed
 
     from flows.pipeline import _transient
-    from transforms.validate import SuiteError
+    from transforms.intake.validate import SuiteError
 
     def failed_with(error):
         return Failed(data=error)

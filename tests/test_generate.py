@@ -2,7 +2,7 @@
 
 from conftest import ingest_all, query
 
-from transforms.generate import generate, one_new_month
+from bench.generate import generate, one_new_month
 
 
 def test_generated_extracts_load_with_only_the_intended_problems(tmp_path):

@@ -6,7 +6,7 @@ import duckdb
 import pytest
 from conftest import BOLIGORG_HEADER, NOEGLETAL_HEADER, SIGTELSER_HEADER, indicator, ingest_all, land, query, sigtelser_year
 
-from transforms.materialize import materialize
+from warehouse.materialize import materialize
 from transforms.reference import DEFAULT_REFERENCE_DIR
 
 

@@ -24,3 +24,13 @@ def test_the_nightly_run_is_at_two_copenhagen_time():
     (nightly,) = [d for d in deployments() if d["name"] == "nightly"]
     assert nightly["entrypoint"] == "flows/pipeline.py:run_pipeline"
     assert nightly["schedules"] == [{"cron": "0 2 * * *", "timezone": "Europe/Copenhagen"}]
+
+
+def test_the_triggers_name_the_events_the_code_emits():
+    from flows.events import LANDED_EVENT, LANDED_RESOURCE_PREFIX, LOADED_EVENT, LOADED_RESOURCE_PREFIX
+
+    triggers = {d["name"]: d["triggers"][0] for d in deployments() if d.get("triggers")}
+    assert triggers["ingest-landed-file"]["expect"] == [LANDED_EVENT]
+    assert triggers["ingest-landed-file"]["match"] == {"prefect.resource.id": f"{LANDED_RESOURCE_PREFIX}*"}
+    assert triggers["materialize-after-loads"]["expect"] == triggers["materialize-after-loads"]["after"] == [LOADED_EVENT]
+    assert triggers["materialize-after-loads"]["match"] == {"prefect.resource.id": f"{LOADED_RESOURCE_PREFIX}*"}

@@ -4,10 +4,10 @@ import polars as pl
 import pytest
 from conftest import NOEGLETAL_HEADER, SIGTELSER_HEADER, sigtelser_year, write_extract
 
-from transforms.contracts import contract_for
-from transforms.read import RejectedFile, read_text_rows
+from transforms.sources import contract_for
+from transforms.intake.read import RejectedFile, read_text_rows
 from transforms.reference import load_reference
-from transforms.stage import stage_rows
+from transforms.intake.stage import stage_rows
 
 SIGTELSER = contract_for("politi_sigtelser")
 NOEGLETAL = contract_for("kommune_noegletal")
@@ -77,7 +77,7 @@ def test_xlsx_numbers_are_numeric_cells_or_danish_text(tmp_path):
 
 
 def test_date_columns_accept_iso_dates_only():
-    from transforms.contracts import Column, Contract
+    from transforms.sources import Column, Contract
 
     contract = Contract("t", "test", (Column("dato", "Dato", "date", "d"), Column("kommunekode", "Kommunekode", "int", "k"),
                                       Column("omraade", "Område", "text", "o")), partition_by=("kommunekode", "year:dato"))

@@ -10,8 +10,8 @@ from conftest import (NOEGLETAL_HEADER, SIGTELSER_HEADER, indicator, ingest_all,
 
 from flows.cli import main
 from transforms.reference import DEFAULT_REFERENCE_DIR
-from transforms.report import render_html, render_markdown
-from transforms.steward import read_quarantine, retry_quarantined, waive
+from transforms.steward.report import render_html, render_markdown
+from transforms.steward.quarantine import read_quarantine, retry_quarantined, waive
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ def test_a_reference_fix_and_retry_releases_the_rows_that_now_pass_and_updates_t
         aliases.write("Motalvej;area;motalavej\n")
 
     outcomes = retry_quarantined(warehouse, reference, who="steward")
-    from transforms.materialize import materialize
+    from warehouse.materialize import materialize
     materialize(warehouse, reference)
 
     assert [(o.released_rows, o.still_open_rows) for o in outcomes] == [(1, 1)]

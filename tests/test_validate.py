@@ -5,11 +5,12 @@ import pytest
 
 from conftest import NOEGLETAL_HEADER, SIGTELSER_HEADER, sigtelser_year, write_extract
 
-from transforms.contracts import all_contracts, contract_for
-from transforms.read import read_text_rows
+from transforms.sources import all_contracts, contract_for
+from transforms.sources.suite import suite_path
+from transforms.intake.read import read_text_rows
 from transforms.reference import load_reference
-from transforms.stage import stage_rows
-from transforms.validate import SuiteError, load_suite, validate_rows
+from transforms.intake.stage import stage_rows
+from transforms.intake.validate import SuiteError, load_suite, validate_rows
 
 TODAY = dt.date(2026, 11, 24)
 
@@ -24,7 +25,7 @@ def problems_of(tmp_path, source, header, lines):
 
 def test_every_contract_has_a_suite_whose_rules_name_real_columns():
     for contract in all_contracts().values():
-        suite = load_suite(contract.suite_path)
+        suite = load_suite(suite_path(contract))
         assert suite.name == contract.source
         columns = {c.name for c in contract.columns}
         for expectation in suite.expectations:
@@ -111,7 +112,7 @@ def test_a_broken_suite_stops_validation_instead_of_passing_rows(tmp_path, monke
     suites.mkdir()
     broken = {"name": "kommune_noegletal", "expectations": [{**expectation, "meta": {"rule": "x"}}]}
     (suites / "kommune_noegletal.json").write_text(json.dumps(broken), encoding="utf-8")
-    monkeypatch.setattr("transforms.contracts.EXPECTATIONS_DIR", suites)
+    monkeypatch.setattr("transforms.sources.suite.EXPECTATIONS_DIR", suites)
     with pytest.raises(SuiteError, match=message):
         problems_of(tmp_path, "kommune_noegletal", NOEGLETAL_HEADER, ["2016;330;Sydbyen;befolkning;1;"])
 

@@ -1,6 +1,6 @@
 from conftest import SIGTELSER_HEADER, ingest_all, sigtelser_year, write_extract
 
-from transforms.watch import LandingWatcher
+from flows.watch import LandingWatcher
 
 
 def test_a_file_is_announced_once_when_it_has_stopped_growing(tmp_path):

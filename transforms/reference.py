@@ -11,7 +11,8 @@ from pathlib import Path
 
 import polars as pl
 
-from transforms.contracts import normalize_label
+from transforms.sources import normalize_label
+from transforms.sources.kommune_noegletal import POPULATION_MEASURES
 
 DEFAULT_REFERENCE_DIR = Path(__file__).resolve().parents[1] / "warehouse" / "reference"
 
@@ -72,8 +73,9 @@ class Scope:
     scope_id: str | None  # area id, national level id; None for kommune (the row's own code)
 
 
-# kommune_noegletal rows that are denominators rather than catalog indicators (spec/extracts.md)
-POPULATION_MEASURES = ("befolkning", "befolkning_15_29", "befolkning_18plus")
+# A department counts for the area it belongs to on this day of the year (month, day); the warehouse's
+# core.department_membership applies the same day.
+MEMBERSHIP_DAY = (7, 1)
 
 
 @dataclass(frozen=True)
@@ -85,12 +87,12 @@ class Reference:
     memberships: tuple[tuple[str, int, str, dt.date, dt.date | None], ...]  # (org key, afdeling, area, from, to)
 
     def department_areas(self, years) -> dict[str, str]:
-        """"<org key>|<afdeling>|<year>" -> area id, for departments that belong to an area on 1 July of
-        the year (the rule core.measures__boligorg_afdelinger applies too)."""
+        """"<org key>|<afdeling>|<year>" -> area id, for departments that belong to an area on
+        MEMBERSHIP_DAY of the year."""
         areas = {}
         for org_key, afdeling, area_id, valid_from, valid_to in self.memberships:
             for year in years:
-                if valid_from <= dt.date(year, 7, 1) <= (valid_to or dt.date.max):
+                if valid_from <= dt.date(year, *MEMBERSHIP_DAY) <= (valid_to or dt.date.max):
                     areas[f"{org_key}|{afdeling}|{year}"] = area_id
         return areas
 

@@ -1,0 +1,147 @@
+"""Text rows -> staged, typed rows: Danish number and date formats, missing markers, the reporting
+level each row speaks for, and the partition key. Values that do not fit their type become row
+problems (the row is quarantined); a column in which no value fits rejects the file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+from transforms.sources import Contract, label_key
+from transforms.intake.read import RejectedFile
+from transforms.reference import Reference
+
+MISSING_MARKERS = ("", "..")
+PROBLEM_SCHEMA = {"line_number": pl.Int64, "rule": pl.Utf8, "column_name": pl.Utf8, "value": pl.Utf8}
+
+# Danish CSV numbers: "." groups thousands, "," is the decimal mark. XLSX cells carry plain numbers.
+_DANISH_INT = r"^[+-]?(\d{1,3}(\.\d{3})+|\d+)$"
+_DANISH_DECIMAL = r"^[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?$"
+_PLAIN_INT = r"^[+-]?\d+(\.0+)?$"
+_PLAIN_DECIMAL = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
+_ISO_DATE = r"^\d{4}-\d{2}-\d{2}( 00:00:00)?$"
+
+TYPE_WORDS = {"int": "a whole number", "decimal": "a number", "date": "a date YYYY-MM-DD"}
+
+
+@dataclass(frozen=True)
+class StagedRows:
+    frame: pl.DataFrame  # line_number, typed columns, resolved scope / organisation, partition key, rule columns
+    problems: pl.DataFrame  # PROBLEM_SCHEMA: one row per value that did not fit its type
+
+
+def empty_problems() -> pl.DataFrame:
+    return pl.DataFrame(schema=PROBLEM_SCHEMA)
+
+
+def _cleaned(column: str) -> pl.Expr:
+    value = pl.col(column).str.strip_chars()
+    return pl.when(value.is_in(MISSING_MARKERS)).then(None).otherwise(value)
+
+
+def _typed(column: str, column_type: str, plain_numbers: bool) -> tuple[pl.Expr, pl.Expr]:
+    """(typed value, does-the-text-fit) for one column."""
+    text = _cleaned(column)
+    if column_type == "text":
+        return text, pl.lit(True)
+    if column_type == "date":
+        fits = text.str.contains(_ISO_DATE)
+        return text.str.slice(0, 10).str.strptime(pl.Date, "%Y-%m-%d", strict=False), fits
+    danish_pattern = _DANISH_INT if column_type == "int" else _DANISH_DECIMAL
+    danish = text.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True).cast(pl.Float64, strict=False)
+    if plain_numbers:  # a numeric cell reads "1234.5"; a number typed as text may still be Danish "1.234,5"
+        plain_pattern = _PLAIN_INT if column_type == "int" else _PLAIN_DECIMAL
+        is_plain = text.str.contains(plain_pattern)
+        number = pl.when(is_plain).then(text.cast(pl.Float64, strict=False)).otherwise(danish)
+        fits = is_plain | text.str.contains(danish_pattern)
+    else:
+        number, fits = danish, text.str.contains(danish_pattern)
+    return (number.cast(pl.Int64, strict=False) if column_type == "int" else number), fits
+
+
+def _label_key_of(frame: pl.DataFrame, column: str) -> pl.Expr:
+    """label_key of a column, computed once per distinct value: names repeat on every row, and Unicode
+    normalization is the dearest step of staging a large file."""
+    distinct = frame.get_column(column).unique()
+    return pl.col(column).replace_strict(distinct, distinct.to_frame().select(label_key(pl.col(column))).to_series(),
+                                         default=None, return_dtype=pl.Utf8)
+
+
+def _scope_expressions(frame: pl.DataFrame, contract: Contract, reference: Reference) -> list[pl.Expr]:
+    """scope_level/scope_id from Område (`omraade_key` is the normalized text the suite checks)."""
+    key = _label_key_of(frame, contract.scope_column)
+    labels = reference.scopes_by_label
+    level = key.replace_strict({k: s.level for k, s in labels.items()}, default=None, return_dtype=pl.Utf8)
+    named_id = key.replace_strict({k: s.scope_id for k, s in labels.items()}, default=None, return_dtype=pl.Utf8)
+    kommune_code = pl.col("kommunekode").cast(pl.Utf8)
+    return [
+        key.alias("omraade_key"),
+        level.alias("scope_level"),
+        pl.when(level == "kommune").then(kommune_code).otherwise(named_id).alias("scope_id"),
+        kommune_code.alias("kommune_code"),
+    ]
+
+
+def _department_expressions(frame: pl.DataFrame, contract: Contract, reference: Reference) -> list[pl.Expr]:
+    """The organisation's reference spelling, and `department_area`: the area the department belongs to
+    in the row's year (NULL for a department the reference data does not place in any area that year)."""
+    organisation_column, number_column = contract.department_columns
+    key = _label_key_of(frame, organisation_column)
+    years = frame["aar"].drop_nulls().unique().to_list()
+    department_year = pl.concat_str([key, pl.col(number_column).cast(pl.Utf8), pl.col("aar").cast(pl.Utf8)], separator="|")
+    return [
+        key.replace_strict(reference.organisations_by_label, default=None, return_dtype=pl.Utf8).alias("organisation"),
+        department_year.replace_strict(reference.department_areas(years), default=None, return_dtype=pl.Utf8)
+        .alias("department_area"),
+    ]
+
+
+def _partition_key(contract: Contract) -> pl.Expr:
+    parts = []
+    for part in contract.partition_by:
+        kind, _, column = part.rpartition(":")
+        if kind == "year":
+            parts.append(pl.col(column).dt.year().cast(pl.Utf8))
+        elif kind == "month":
+            parts.append(pl.col(column).dt.strftime("%Y-%m"))
+        elif column == "kommunekode" and contract.scope_column:
+            # national rows (Landsplan, SUB-gennemsnit) carry no kommune: they form their own partitions
+            national = pl.col("scope_level") == "national"
+            parts.append(pl.when(national).then(pl.lit("national")).otherwise(pl.col(column).cast(pl.Utf8)))
+        else:
+            parts.append(pl.col(column).cast(pl.Utf8))
+    return pl.concat_str(parts, separator="|").alias("partition_key")
+
+
+def stage_rows(raw: pl.DataFrame, contract: Contract, reference: Reference, plain_numbers: bool = False) -> StagedRows:
+    """Type the text rows of one delivery; `plain_numbers` for XLSX cells, which carry no Danish formatting."""
+    names = [column.name for column in contract.columns]
+    typed, fits = zip(*(_typed(column.name, column.type, plain_numbers) for column in contract.columns))
+    # every column typed once, in one pass (polars runs the columns in parallel)
+    checked = raw.select("line_number", *(t.alias(n) for t, n in zip(typed, names)),
+                         *(f.alias(f"fits {n}") for f, n in zip(fits, names)),
+                         *(_cleaned(n).is_not_null().alias(f"present {n}") for n in names))
+    unfit = checked.select((pl.col(f"present {n}") & (~pl.col(f"fits {n}") | pl.col(n).is_null())).alias(n) for n in names)
+    counts = pl.concat([unfit.sum(), checked.select(pl.col(f"present {n}").sum().alias(n) for n in names)])
+    problems = []
+    for column in contract.columns:
+        unfit_count, present = counts[column.name]
+        if not unfit_count:
+            continue
+        bad = raw.filter(unfit[column.name]).select("line_number", pl.col(column.name).alias("value"))
+        if unfit_count == present:
+            raise RejectedFile(
+                f"column {column.header!r}: no value is {TYPE_WORDS[column.type]} "
+                f"(first value {bad['value'][0]!r})"
+            )
+        problems.append(bad.select("line_number", pl.lit(f"type_{column.type}").alias("rule"),
+                                   pl.lit(column.name).alias("column_name"), "value"))
+    frame = checked.select("line_number", *names)
+    if contract.scope_column:
+        frame = frame.with_columns(_scope_expressions(frame, contract, reference))
+    if contract.department_columns:
+        frame = frame.with_columns(_department_expressions(frame, contract, reference))
+    frame = frame.with_columns(_partition_key(contract), **contract.rule_columns)
+    problems_frame = pl.concat(problems) if problems else empty_problems()
+    return StagedRows(frame=frame, problems=problems_frame)

@@ -1,0 +1,188 @@
+"""Staged rows -> row problems, by the source's Great Expectations suite (expectations/<source>.json,
+generated from its declaration in transforms/sources).
+
+One suite run checks a batch of one or more deliveries of a source: GX costs about 0.1-0.2 s per run
+whatever the row count, so a run validates its deliveries in a few batches, not one by one. Rows are
+keyed by (delivery_id, line_number); rules across rows name delivery_id so that they hold within a
+delivery. Only the columns the suite reads go to GX.
+
+Date columns reach the suite as yyyymmdd integers (2016-03-01 -> 20160301). Each expectation carries
+`meta.rule` (a short id stewards filter on) and `meta.column` (the delivered column to blame when the
+checked column is derived, e.g. the normalized area name). Sets that come from reference data are
+suite parameters (`{"$PARAMETER": ...}`) filled in here, so the suite files stay
+declarative and the reference files stay the one place to edit them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import threading
+from functools import cache
+from pathlib import Path
+
+import polars as pl
+
+from transforms.sources import Contract
+from transforms.sources.suite import suite_path
+from transforms.reference import Reference
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+# One GX context serves the process; it is not documented as thread-safe and files are staged in threads.
+_GX_LOCK = threading.Lock()
+ROW_KEY = ["delivery_id", "line_number"]
+
+
+@cache
+def _context():
+    import great_expectations as gx
+
+    # GX pins some of its loggers to INFO (e.g. a line per context about its docs folder).
+    for name in list(logging.root.manager.loggerDict):
+        if name.startswith("great_expectations"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    # The one private GX setting, kept on purpose. GX 1.24.1 (pinned in pyproject.toml/uv.lock) md5-hashes
+    # every row of a pandas batch under 1 GB (PandasExecutionEngine.get_batch_data_and_markers ->
+    # hash_pandas_dataframe), in get_batch and again in batch.validate, only for result.meta["batch_markers"].
+    # GX has no public switch; the public ValidationDefinition.run still hashes once and keeps every result
+    # in memory. Measured, 1M rows x 6 columns: 0.52 s default, 0.32 s ValidationDefinition, 0.22 s with
+    # HASH_THRESHOLD = 0. tests/test_validate.py fails if GX hashes again.
+    pandas_execution_engine.HASH_THRESHOLD = 0
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = {"globally": False}
+    return context
+
+
+def warm_up() -> None:
+    """Import GX and set up its context now (about 5 s of CPU) rather than at the first validation."""
+    with _GX_LOCK:
+        _context()
+
+
+@cache
+def _batch_definition():
+    asset = _context().data_sources.add_pandas("staged_rows").add_dataframe_asset("delivery")
+    return asset.add_batch_definition_whole_dataframe("whole_delivery")
+
+
+class SuiteError(Exception):
+    """A suite cannot be read or one of its expectations cannot run: a pipeline problem, not a data problem."""
+
+
+def load_suite(path: Path):
+    """The suite file as a GX ExpectationSuite (re-read on every call: stewards may edit it)."""
+    _context()  # GX fully imported and its expectations registered before a suite is built
+    from great_expectations.core.expectation_suite import ExpectationSuite
+
+    try:
+        return ExpectationSuite(**json.loads(Path(path).read_text(encoding="utf-8")))
+    except Exception as error:  # JSON, pydantic and GX each raise their own kinds
+        raise SuiteError(f"{Path(path).name}: not a valid suite: {str(error).splitlines()[0]}") from error
+
+
+def suite_parameters(reference: Reference, today: dt.date | None = None) -> dict:
+    today = today or dt.date.today()
+    return {
+        "current_year": today.year,
+        "today": int(today.strftime("%Y%m%d")),
+        "kommune_codes": sorted(reference.kommune_codes),
+        "known_scopes": sorted(reference.scopes_by_label),
+        "municipal_indicators": sorted(reference.municipal_indicators),
+    }
+
+
+def _exception_message(exception_info: dict) -> str | None:
+    """GX reports an exception either flat or nested per metric; find it in either form."""
+    if exception_info.get("raised_exception"):
+        return exception_info.get("exception_message") or "unknown error"
+    nested = (info for info in exception_info.values() if isinstance(info, dict))
+    return next((info.get("exception_message") or "unknown error" for info in nested if info.get("raised_exception")), None)
+
+
+def _as_yyyymmdd(dates: pl.Expr) -> pl.Expr:
+    """Dates go to GX as yyyymmdd integers: GX compares datetimes with string bounds neither reliably
+    under pandas 3 nor vectorized, and 20000101 reads plainly in a suite file."""
+    # Int64: GX takes its vectorized path only for int64/float64 columns
+    return dates.dt.year().cast(pl.Int64) * 10000 + dates.dt.month().cast(pl.Int64) * 100 + dates.dt.day().cast(pl.Int64)
+
+
+def _with_delivered_values(problems: pl.DataFrame, text_rows: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """Fill in the value as the sender wrote it, which is what a steward needs to see."""
+    lines = problems.filter(pl.col("value").is_null()).select(ROW_KEY).unique()
+    if lines.is_empty():
+        return problems
+    delivered = (
+        text_rows.lazy().with_columns(pl.col(ROW_KEY).cast(pl.Int64)).join(lines.lazy(), on=ROW_KEY, how="semi").collect()
+        .unpivot(index=ROW_KEY, variable_name="column_name", value_name="delivered")
+    )
+    return (
+        problems.join(delivered, on=[*ROW_KEY, "column_name"], how="left")
+        .with_columns(pl.coalesce("value", "delivered").alias("value"))
+        .select(problems.columns)
+    )
+
+
+def _suite_columns(suite) -> set[str]:
+    """The columns the suite's expectations and their row conditions read."""
+    def names(value):
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                if key in ("column", "column_A", "column_B", "name") and isinstance(inner, str):
+                    yield inner
+                elif key == "column_list":
+                    yield from inner
+                else:
+                    yield from names(inner)
+        elif isinstance(value, list):
+            for inner in value:
+                yield from names(inner)
+    return {name for expectation in suite.expectations for name in names(expectation.configuration.kwargs)}
+
+
+def validate_rows(staged_rows: pl.DataFrame, type_problems: pl.DataFrame, text_rows: pl.DataFrame | pl.LazyFrame,
+                  contract: Contract, reference: Reference, today: dt.date | None = None) -> pl.DataFrame:
+    """Every (line, rule, column, delivered value) the suite finds broken, typing problems included.
+
+    The frames hold a batch of deliveries of one source keyed by (delivery_id, line_number), or a single
+    delivery keyed by line_number alone; the problems come keyed the same way."""
+    if "delivery_id" not in staged_rows.columns:
+        one_delivery = pl.lit(0, dtype=pl.Int64).alias("delivery_id")
+        problems = validate_rows(staged_rows.with_columns(one_delivery), type_problems.with_columns(one_delivery),
+                                 text_rows.with_columns(one_delivery), contract, reference, today)
+        return problems.drop("delivery_id")
+    with _GX_LOCK:  # also around the suite: GX fills its expectation registry on first import, not thread-safely
+        suite = load_suite(suite_path(contract))
+        # a column the suite names but the rows lack stays missing, so GX reports the broken suite
+        read_by_suite = _suite_columns(suite) | set(ROW_KEY)
+        checked = [column for column in staged_rows.columns if column in read_by_suite]
+        frame = staged_rows.select(checked).with_columns(_as_yyyymmdd(pl.col(pl.Date))).to_pandas()
+        batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
+        result = batch.validate(
+            suite,
+            expectation_parameters=suite_parameters(reference, today),
+            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ROW_KEY},
+        )
+    findings = []
+    for outcome in result.results:
+        if outcome.success:
+            continue
+        config = outcome.expectation_config
+        failure = _exception_message(outcome.exception_info)
+        if failure:  # a broken suite is a pipeline error, never a verdict on the data
+            raise SuiteError(f"{suite_path(contract).name}: {config.type} on {config.kwargs.get('column')} could not run: {failure}")
+        rule = config.meta.get("rule", config.type)
+        column = config.meta.get("column") or config.kwargs.get("column") or config.kwargs.get("column_A")
+        hits = outcome.result.get("unexpected_index_list") or []
+        findings.append(pl.DataFrame(
+            {key: [int(hit[key]) for hit in hits] for key in ROW_KEY}, schema={key: pl.Int64 for key in ROW_KEY},
+        ).with_columns(rule=pl.lit(rule), column_name=pl.lit(column), value=pl.lit(None, dtype=pl.Utf8)))
+    type_problems = type_problems.select(pl.col(ROW_KEY).cast(pl.Int64), "rule", "column_name", "value")
+    suite_problems = pl.concat(findings) if findings else type_problems.clear()
+    # A value that could not be typed reads as missing to the suite; report it once, as the type problem.
+    suite_problems = suite_problems.join(type_problems, on=[*ROW_KEY, "column_name"], how="anti")
+    problems = pl.concat([type_problems, suite_problems]).unique(maintain_order=True).sort(ROW_KEY, maintain_order=True)
+    return _with_delivered_values(problems, text_rows)

@@ -1,0 +1,161 @@
+"""Landed files -> deliveries: which contract each file falls under, whether its bytes were seen
+before, and the archive copy that is kept unchanged whatever becomes of the file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import duckdb
+
+from transforms.sources import contract_for
+
+# Names a sender's tooling uses while a file is still being written.
+INCOMPLETE_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One landed file on its way through the pipeline; later steps fill in the rest."""
+
+    delivery_id: int
+    source: str
+    file_name: str  # below the source folder
+    path: Path
+    sha256: str
+    size_bytes: int
+    received_at: dt.datetime
+    status: str | None = None  # decided early only for rejected and duplicate files
+    reason: str | None = None
+    encoding: str | None = None
+    archive_path: str | None = None
+    # Once read, the rows wait on disk between steps (transforms/intake/batches.py names the parts).
+    spilled: Path | None = None  # <spill dir>/<delivery_id>, to which spill_path adds .<part>.parquet
+    rows_read: int | None = None
+
+    def spill_path(self, part: str) -> Path:
+        return self.spilled.with_name(f"{self.spilled.name}.{part}.parquet")
+
+    def rejected(self, reason: str) -> Delivery:
+        return replace(self, status="rejected", reason=reason)
+
+    @property
+    def is_settled(self) -> bool:
+        """Nothing left to read or validate."""
+        return self.status in ("rejected", "duplicate")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def landed_files(landing_dir: Path) -> list[Path]:
+    """Complete files below the landing folder, oldest first (the order corrections apply in)."""
+    files = [
+        p for p in Path(landing_dir).rglob("*")
+        if p.is_file()
+        and not any(part.startswith((".", "~")) for part in p.relative_to(landing_dir).parts)
+        and not p.name.endswith(INCOMPLETE_SUFFIXES)
+    ]
+    return sorted(files, key=lambda p: (p.stat().st_mtime_ns, str(p)))
+
+
+@dataclass(frozen=True)
+class LedgerSnapshot:
+    next_delivery_id: int
+    seen: frozenset[tuple[str, str, str]]  # (source, file_name, sha256) already recorded
+    loaded_sha: dict[str, int]  # sha256 -> delivery_id of a delivery whose rows were loaded
+    model_fingerprint: str | None = None  # what the published marts were built from
+
+    @classmethod
+    def read(cls, warehouse: Path) -> LedgerSnapshot:
+        """The published warehouse's ledger (read-only, so analysts' connections are no obstacle)."""
+        if not Path(warehouse).exists():
+            return cls(1, frozenset(), {})
+        with duckdb.connect(str(warehouse), read_only=True) as conn:
+            has_ledger = conn.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'meta' AND table_name = 'runs'"
+            ).fetchall()[0][0]
+            if not has_ledger:
+                return cls(1, frozenset(), {})
+            rows = conn.execute("SELECT delivery_id, source, file_name, sha256, status FROM meta.deliveries").fetchall()
+            fingerprint = conn.execute(
+                "SELECT model_fingerprint FROM meta.runs ORDER BY finished_at DESC LIMIT 1").fetchall()
+        loaded = {sha: did for did, _, _, sha, status in rows if status in ("loaded", "loaded_with_quarantine", "superseded")}
+        return cls(
+            next_delivery_id=max((r[0] for r in rows), default=0) + 1,
+            seen=frozenset((source, name, sha) for _, source, name, sha, _ in rows),
+            loaded_sha=loaded,
+            model_fingerprint=fingerprint[0][0] if fingerprint else None,
+        )
+
+
+def _source_and_name(landing_dir: Path, path: Path) -> tuple[str, str]:
+    """(source folder, file name below it); a file straight under landing has no source."""
+    relative = path.relative_to(landing_dir)
+    if len(relative.parts) > 1:
+        return relative.parts[0], str(Path(*relative.parts[1:]))
+    return "", relative.name
+
+
+def likely_new_files(landing_dir: Path, warehouse: Path) -> bool:
+    """A guess from names and sizes alone (no hashing, a fraction of a second): does landing hold a
+    file the ledger has not recorded? Used to prepare for work early, never to decide what is new."""
+    landing_dir = Path(landing_dir)
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as conn:
+            recorded = set(conn.execute("SELECT source, file_name, size_bytes FROM meta.deliveries").fetchall())
+    except duckdb.Error:  # no warehouse yet, or none with a ledger
+        recorded = set()
+    return any((*_source_and_name(landing_dir, path), path.stat().st_size) not in recorded
+               for path in landed_files(landing_dir))
+
+
+def plan_deliveries(landing_dir: Path, ledger: LedgerSnapshot, now: dt.datetime | None = None) -> list[Delivery]:
+    """The files not yet in the ledger, each with its delivery id, in load order.
+
+    A file already recorded under the same name with the same bytes is not a new landing and is
+    skipped; the same bytes under another name are a `duplicate` delivery; an unknown folder is
+    `rejected` here, before any parsing."""
+    landing_dir = Path(landing_dir)
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    next_id = ledger.next_delivery_id
+    loaded_sha = dict(ledger.loaded_sha)
+    planned = []
+    for path in landed_files(landing_dir):
+        source, file_name = _source_and_name(landing_dir, path)
+        sha = sha256_of(path)
+        if (source, file_name, sha) in ledger.seen:
+            continue
+        delivery = Delivery(next_id, source, file_name, path, sha, path.stat().st_size, now)
+        if not source:
+            delivery = delivery.rejected("file is not inside a source folder (landing/<source>/<file>)")
+        elif contract_for(source) is None:
+            delivery = delivery.rejected(f"unknown source folder {source!r}")
+        elif sha in loaded_sha:
+            delivery = replace(delivery, status="duplicate",
+                               reason=f"same bytes as delivery {loaded_sha[sha]}")
+        else:
+            loaded_sha[sha] = next_id  # a second copy in this same run is a duplicate of this one
+        planned.append(delivery)
+        next_id += 1
+    return planned
+
+
+def archive_raw_file(delivery: Delivery, archive_dir: Path) -> Delivery:
+    """Keep the file's bytes unchanged under their hash before anything else happens to them."""
+    suffix = "".join(Path(delivery.file_name).suffixes[-1:]).lower()
+    target = Path(archive_dir) / delivery.sha256[:2] / f"{delivery.sha256}{suffix}"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".incoming")
+        shutil.copyfile(delivery.path, partial)
+        partial.replace(target)
+    return replace(delivery, archive_path=str(target))

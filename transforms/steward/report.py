@@ -1,0 +1,129 @@
+"""The steward's report of a run: every rejected file and quarantined row with its rule in plain words.
+
+One self-contained HTML page (inline style, no scripts, no external links or assets), so it opens
+offline and calls nobody; and a Markdown summary for the Prefect UI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import shutil
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from transforms.steward.quarantine import read_quarantine
+
+ROWS_PER_DELIVERY = 500  # the rest is one `boligdata quarantine list --delivery N` away
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem; color: #1a1a1a; }
+h1 { font-size: 1.4rem; } h2 { font-size: 1.15rem; margin-top: 2rem; } h3 { font-size: 1rem; }
+table { border-collapse: collapse; margin: .5rem 0 1rem; } caption { text-align: left; font-weight: 600; }
+th, td { border: 1px solid #ccc; padding: .25rem .5rem; text-align: left; vertical-align: top; }
+th { background: #f0f0f0; } td.num { text-align: right; } .rejected { color: #a40000; } .muted { color: #666; }
+code { background: #f4f4f4; padding: 0 .2rem; }
+"""
+
+
+def report_dir(warehouse: Path) -> Path:
+    return warehouse.with_name(f"{warehouse.stem}_reports")
+
+
+def _run_deliveries(warehouse: Path, run_id: str) -> pl.DataFrame:
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        return conn.sql("""SELECT delivery_id, source, file_name, status, reason, rows_read, rows_loaded, rows_quarantined
+                           FROM meta.deliveries WHERE run_id = ? ORDER BY delivery_id""", params=[run_id]).pl()
+
+
+def _open_problem_count(warehouse: Path) -> int:
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        return conn.execute("SELECT count(*) FROM meta.quarantine WHERE status = 'open'").fetchall()[0][0]
+
+
+def _table(headers: list[str], rows: list[list], numeric: set[int] = frozenset()) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f'<td{" class=num" if i in numeric else ""}>{html.escape("" if v is None else str(v))}</td>'
+                         for i, v in enumerate(row)) + "</tr>"
+        for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def render_html(warehouse: Path, run_id: str, generated_at: dt.datetime | None = None) -> str:
+    generated_at = generated_at or dt.datetime.now()
+    deliveries = _run_deliveries(warehouse, run_id)
+    problems = read_quarantine(warehouse, status=None, run_id=run_id)
+    open_total = _open_problem_count(warehouse)
+    parts = [
+        "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
+        f"<title>boligdata steward report {html.escape(run_id)}</title><style>{_STYLE}</style></head><body>",
+        "<h1>boligdata: steward report</h1>",
+        f"<p class=muted>Run {html.escape(run_id)}, {generated_at:%Y-%m-%d %H:%M}. Warehouse {html.escape(str(warehouse))}. "
+        f"Open quarantined row problems in the whole warehouse: {open_total}.</p>",
+        "<h2>Files taken in</h2>",
+        _table(["delivery", "file", "status", "rows read", "loaded", "quarantined"],
+               [[d["delivery_id"], f"{d['source']}/{d['file_name']}", d["status"], d["rows_read"], d["rows_loaded"],
+                 d["rows_quarantined"]] for d in deliveries.iter_rows(named=True)], numeric={0, 3, 4, 5})
+        if deliveries.height else "<p>No new files.</p>",
+    ]
+    rejected = deliveries.filter(pl.col("status") == "rejected")
+    parts.append("<h2>Rejected files</h2>")
+    parts.append(
+        _table(["delivery", "file", "reason"], [[d["delivery_id"], f"{d['source']}/{d['file_name']}", d["reason"]]
+                                                for d in rejected.iter_rows(named=True)])
+        + "<p>Nothing of these files was loaded; the files are kept in the archive. Deliver a corrected file.</p>"
+        if rejected.height else "<p>None.</p>")
+    parts.append("<h2>Quarantined rows</h2>")
+    if problems.is_empty():
+        parts.append("<p>None: every row of the files taken in passed its checks.</p>")
+    for (delivery_id, source, file_name), rows in problems.group_by(["delivery_id", "source", "file_name"], maintain_order=True):
+        shown = rows.head(ROWS_PER_DELIVERY)
+        parts.append(f"<h3>{html.escape(source)}/{html.escape(file_name)} (delivery {delivery_id})</h3>")
+        parts.append(_table(["line", "column", "value as delivered", "rule", "what the rule says", "status"],
+                            [[r["line_number"], r["column_name"], r["value"], r["rule"], r["rule_description"], r["status"]]
+                             for r in shown.iter_rows(named=True)], numeric={0}))
+        if rows.height > shown.height:
+            parts.append(f"<p>... and {rows.height - shown.height} more: <code>boligdata quarantine list "
+                         f"--delivery {delivery_id}</code></p>")
+    parts.append("<h2>What to do</h2><ul>"
+                 "<li>A wrong file: deliver a corrected file; it replaces the partitions (e.g. kommune and year) it contains "
+                 "and closes their quarantined rows.</li>"
+                 "<li>A name or department the reference data does not know yet: fix <code>warehouse/reference</code>, "
+                 "then <code>boligdata quarantine retry</code>.</li>"
+                 "<li>A row that is right to leave out: <code>boligdata quarantine waive --reason ...</code>.</li></ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_steward_report(warehouse: Path, run_id: str) -> Path:
+    """Write the run's report beside the warehouse, and `latest.html` as a copy of it."""
+    folder = report_dir(warehouse)
+    folder.mkdir(exist_ok=True)
+    now = dt.datetime.now()
+    path = folder / f"run-{now:%Y%m%dT%H%M%S}-{run_id[:8]}.html"
+    path.write_text(render_html(warehouse, run_id, now), encoding="utf-8")
+    shutil.copyfile(path, folder / "latest.html")
+    return path
+
+
+def render_markdown(warehouse: Path, run_id: str, top_rules: int = 5) -> str:
+    """The run in a few lines for the Prefect UI: deliveries by status and the most frequent failing rules."""
+    deliveries = _run_deliveries(warehouse, run_id)
+    problems = read_quarantine(warehouse, status=None, run_id=run_id)
+    lines = [f"# boligdata run", "", f"Warehouse: `{warehouse}`", "", "| status | files | rows loaded | rows quarantined |",
+             "|---|---:|---:|---:|"]
+    for status, group in deliveries.group_by("status", maintain_order=True):
+        lines.append(f"| {status[0]} | {group.height} | {group['rows_loaded'].fill_null(0).sum()} | "
+                     f"{group['rows_quarantined'].fill_null(0).sum()} |")
+    rejected = deliveries.filter(pl.col("status") == "rejected")
+    if rejected.height:
+        lines += ["", "## Rejected files", ""] + [f"- `{r['source']}/{r['file_name']}`: {r['reason']}"
+                                                   for r in rejected.iter_rows(named=True)]
+    if problems.height:
+        top = problems.group_by("source", "rule", "rule_description").len().sort("len", descending=True).head(top_rules)
+        lines += ["", "## Top failing rules", "", "| source | rule | rows | what it says |", "|---|---|---:|---|"]
+        lines += [f"| {r['source']} | {r['rule']} | {r['len']} | {r['rule_description']} |" for r in top.iter_rows(named=True)]
+    return "\n".join(lines)

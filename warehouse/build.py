@@ -1,0 +1,120 @@
+"""The published warehouse file and how every writer replaces it (`warehouse_write`).
+
+Analysts open FILE read-only at any time, and DuckDB lets no writer in while they do. So a run never
+writes FILE: it copies it to a build file beside it, writes there, checkpoints, and atomically renames
+the build over FILE. Open readers keep the snapshot they opened; new connections see the new run; a
+run that dies leaves FILE untouched. A lock file keeps runs from building at the same time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from transforms.ledger.runs import RunSummary, record_run
+from warehouse.load import ensure_schema
+
+
+class WarehouseUnavailable(Exception):
+    """The run cannot start: the warehouse path is unusable."""
+
+
+def check_warehouse_path(warehouse: Path) -> Path:
+    warehouse = Path(warehouse).resolve()
+    if warehouse.is_dir():
+        raise WarehouseUnavailable(f"--warehouse {warehouse} is a directory; give a file path such as {warehouse}/boligdata.duckdb")
+    if not warehouse.parent.is_dir():
+        raise WarehouseUnavailable(f"folder {warehouse.parent} for the warehouse does not exist")
+    if not os.access(warehouse.parent, os.W_OK):
+        raise WarehouseUnavailable(f"folder {warehouse.parent} is not writable")
+    return warehouse
+
+
+def build_path(warehouse: Path) -> Path:
+    return warehouse.with_name(f".{warehouse.name}.building")
+
+
+def default_archive_dir(warehouse: Path) -> Path:
+    return warehouse.with_name(f"{warehouse.stem}_archive")
+
+
+@contextlib.contextmanager
+def writer_lock(warehouse: Path) -> Iterator[None]:
+    """Hold the one-writer lock for FILE for the duration of a run (waits for a running one)."""
+    lock_path = warehouse.with_name(f".{warehouse.name}.lock")
+    with open(lock_path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def spill_dir(build: Path) -> Path:
+    """Where validated deliveries wait for their load (removed with the build)."""
+    return build.with_name(f"{build.name}.spill")
+
+
+def _remove_build(build: Path) -> None:
+    """The build, its write-ahead log (DuckDB would replay a stale one into a fresh copy) and its spill."""
+    build.unlink(missing_ok=True)
+    build.with_name(f"{build.name}.wal").unlink(missing_ok=True)
+    shutil.rmtree(spill_dir(build), ignore_errors=True)
+
+
+def publish(build: Path, warehouse: Path) -> None:
+    """Make the build the warehouse in one atomic step."""
+    with duckdb.connect(str(build)) as conn:
+        conn.execute("CHECKPOINT")
+    with open(build, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(build, warehouse)
+
+
+class WarehouseWrite:
+    """A writer's private copy of FILE, made on first use (a run that finds nothing to do copies
+    nothing) with the warehouse schema in place."""
+
+    def __init__(self, warehouse: Path):
+        self.warehouse = warehouse
+        self._build = build_path(warehouse)
+        self.started = False
+        self.discarded = False
+
+    @property
+    def build(self) -> Path:
+        if not self.started:
+            if self.warehouse.exists():
+                shutil.copyfile(self.warehouse, self._build)
+            with duckdb.connect(str(self._build)) as conn:
+                ensure_schema(conn)
+            self.started = True
+        return self._build
+
+    def discard(self) -> None:
+        """Publish nothing: the warehouse stays as it is."""
+        self.discarded = True
+
+
+@contextlib.contextmanager
+def warehouse_write(warehouse: Path, run: RunSummary) -> Iterator[WarehouseWrite]:
+    """The one write sequence every writer uses: take the writer lock, copy FILE to a build with the
+    schema in place (on first use of `.build`), let the caller write, record the run in meta.runs and
+    publish the build atomically. If the caller fails, or discards, FILE stays as it was; the build is
+    removed either way."""
+    with writer_lock(warehouse):
+        write = WarehouseWrite(warehouse)
+        _remove_build(write._build)  # left by a run that was killed
+        try:
+            yield write
+            if write.started and not write.discarded:
+                record_run(write.build, run)
+                publish(write.build, warehouse)
+        finally:
+            _remove_build(write._build)

@@ -1,0 +1,197 @@
+"""Deliveries -> warehouse rows. Each delivery's raw rows, its valid rows into staging (delete-then-insert
+per partition it contains), its problems into the quarantine and its ledger row are applied together
+with those of the other deliveries of its batch, in one transaction. Partitions it does not contain stay
+as they were."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from transforms.sources import Contract, all_contracts, contract_for
+from transforms.ledger import records
+from transforms.ledger.deliveries import Delivery
+
+SCHEMA_SQL = Path(__file__).resolve().parent / "schema.sql"
+
+
+def rows_for_loading(contract: Contract, delivery_id: int, staged: pl.DataFrame,
+                     problems: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Staged rows as staging.<source> stores them, and the problems with each row's partition key."""
+    staged = staged.with_columns(pl.lit(delivery_id, dtype=pl.Int32).alias("delivery_id"))
+    problems = problems.join(staged.select("line_number", "partition_key"), on="line_number", how="left")
+    return staged.select(list(contract.staging_columns())), problems
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _source_table_sql(contract: Contract) -> list[str]:
+    """DDL for raw.<source> (text as delivered) and staging.<source> (typed, current, valid rows)."""
+    statements = []
+    for table, columns, what in (
+        (contract.raw_table, contract.raw_columns(), "Every delivered row, as text"),
+        (contract.staging_table, contract.staging_columns(), "Typed rows of current partitions that passed validation"),
+    ):
+        statements.append(f"CREATE TABLE IF NOT EXISTS {table} (" + ", ".join(f"{n} {t}" for n, (t, _) in columns.items()) + ")")
+        statements += [f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {n} {t}" for n, (t, _) in columns.items()]
+        statements.append(f"COMMENT ON TABLE {table} IS {_quote(f'{what}: {contract.description}')}")
+        statements += [f"COMMENT ON COLUMN {table}.{n} IS {_quote(d)}" for n, (_, d) in columns.items()]
+    return statements
+
+
+def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
+    """Create what is missing: meta tables, and raw/staging tables for every contract."""
+    conn.execute(SCHEMA_SQL.read_text(encoding="utf-8"))
+    for contract in all_contracts().values():
+        for statement in _source_table_sql(contract):
+            conn.execute(statement)
+
+
+def _replace_partitions(conn: duckdb.DuckDBPyConnection, delivery: Delivery, contract: Contract) -> None:
+    """Register the delivery's partitions; those it shares with earlier deliveries are replaced: their
+    staged rows deleted, their holders superseded (records.supersede_partitions)."""
+    if records.current_partitions_among(conn, contract.source, "incoming_partitions"):
+        # a correction; a delivery of new partitions only needs none of these scans
+        conn.execute(f"DELETE FROM {contract.staging_table} "
+                     "WHERE partition_key IN (SELECT partition_key FROM incoming_partitions)")
+        records.supersede_partitions(conn, contract.source, "incoming_partitions", delivery)
+    records.register_partitions(conn, contract.source, "incoming_partitions", str(delivery.delivery_id))
+
+
+def _spilled(deliveries: list[Delivery], source: str, part: str) -> str | None:
+    """read_parquet() of one spilled part of a source's deliveries (None if it has none): one scan of
+    many files, which DuckDB reads in parallel."""
+    paths = [_quote(str(d.spill_path(part))) for d in deliveries if d.source == source and not d.is_settled]
+    return f"read_parquet([{', '.join(paths)}])" if paths else None
+
+
+def _note_possible_duplicates(conn: duckdb.DuckDBPyConnection, deliveries: list[Delivery]) -> None:
+    """possible_duplicates: the ids (of sources unique across deliveries) that these deliveries share
+    with staging or with each other; a superset of the duplicates, found with one scan of staging, so
+    that a delivery with none of them skips its exact check."""
+    conn.execute("CREATE OR REPLACE TEMP TABLE possible_duplicates (source VARCHAR, id VARCHAR)")
+    for source, contract in all_contracts().items():
+        incoming, column = _spilled(deliveries, source, "staged"), contract.unique_across_deliveries
+        if not column or not incoming:
+            continue
+        conn.execute(f"""
+            INSERT INTO possible_duplicates
+            WITH incoming AS (SELECT delivery_id, {column} AS id FROM {incoming})
+            SELECT {_quote(source)}, id FROM incoming WHERE id IN (SELECT {column} FROM {contract.staging_table})
+            UNION SELECT {_quote(source)}, id FROM incoming GROUP BY id HAVING count(DISTINCT delivery_id) > 1""")
+
+
+def _sources_applied_set_wise(conn: duckdb.DuckDBPyConnection, deliveries: list[Delivery]) -> set[str]:
+    """Sources whose deliveries here bring only new partitions (shared with no current partition and with
+    no other delivery of the batch) and no id that may be a duplicate: nothing of one can replace or
+    judge another, so the batch is applied with a few set-wise statements instead of delivery by
+    delivery, with the same result (a first national run, a month's new files)."""
+    set_wise = set()
+    for source in {d.source for d in deliveries if not d.is_settled}:
+        (clashes,) = conn.execute(f"""
+            WITH incoming AS (SELECT DISTINCT delivery_id, partition_key FROM {_spilled(deliveries, source, "staged")}
+                              WHERE partition_key IS NOT NULL)
+            SELECT (SELECT count(*) FROM (SELECT partition_key FROM incoming GROUP BY 1 HAVING count(*) > 1))
+                 + (SELECT count(*) FROM meta.partitions WHERE source = $source AND superseded_by IS NULL
+                      AND partition_key IN (SELECT partition_key FROM incoming))
+                 + (SELECT count(*) FROM possible_duplicates WHERE source = $source)""", {"source": source}).fetchall()[0]
+        if not clashes:
+            set_wise.add(source)
+    return set_wise
+
+
+def _apply_set_wise(conn: duckdb.DuckDBPyConnection, deliveries: list[Delivery], source: str) -> dict[int, int]:
+    """Problems, partitions and valid staged rows of a source's deliveries in one statement each;
+    returns the rows quarantined per delivery id."""
+    contract = contract_for(source)
+    staged, problems = _spilled(deliveries, source, "staged"), _spilled(deliveries, source, "problems")
+    records.quarantine_rows(conn, problems, note="NULL")
+    records.register_partitions(conn, source, staged)
+    conn.execute(f"""
+        INSERT INTO {contract.staging_table} BY NAME
+        SELECT {", ".join(contract.staging_columns())} FROM {staged} AS s
+        WHERE NOT EXISTS (SELECT 1 FROM {problems} AS p
+                          WHERE p.delivery_id = s.delivery_id AND p.line_number = s.line_number);
+    """)
+    return dict(conn.execute(f"SELECT delivery_id, count(DISTINCT line_number) FROM {problems} GROUP BY 1").fetchall())
+
+
+def _insert_raw_rows(conn: duckdb.DuckDBPyConnection, deliveries: list[Delivery]) -> None:
+    """Every delivered row as text, whatever became of it, one statement per source."""
+    for contract in all_contracts().values():
+        if raw := _spilled(deliveries, contract.source, "raw"):
+            conn.execute(f"INSERT INTO {contract.raw_table} BY NAME SELECT * FROM {raw}")
+
+
+def _apply_rows(conn: duckdb.DuckDBPyConnection, delivery: Delivery, contract: Contract) -> int:
+    """Write one validated, spilled delivery's problems, partitions and staged rows; returns the rows
+    quarantined."""
+    for part, columns in (("staged", ", ".join(contract.staging_columns())), ("problems", "*")):
+        conn.execute(f"CREATE OR REPLACE TEMP VIEW incoming_{part} AS "
+                     f"SELECT {columns} FROM read_parquet({_quote(str(delivery.spill_path(part)))})")
+    conn.execute("CREATE OR REPLACE TEMP VIEW incoming_partitions AS "
+                 "SELECT DISTINCT partition_key FROM incoming_staged WHERE partition_key IS NOT NULL")
+    conn.execute("CREATE TEMP TABLE delivery_problems AS SELECT *, NULL::VARCHAR AS note FROM incoming_problems")
+    _replace_partitions(conn, delivery, contract)
+    column = contract.unique_across_deliveries
+    if column and conn.execute(f"""SELECT count(*) FROM incoming_staged WHERE {column} IN
+                                   (SELECT id FROM possible_duplicates WHERE source = ?)""", [contract.source]).fetchall()[0][0]:
+        conn.execute(f"""
+            INSERT INTO delivery_problems BY NAME
+            SELECT i.line_number, 'duplicate_id' AS rule, '{column}' AS column_name, i.{column} AS value,
+                   i.partition_key, 'already loaded by delivery ' || s.delivery_id || ', line ' || s.line_number AS note
+            FROM incoming_staged AS i JOIN {contract.staging_table} AS s ON s.{column} = i.{column}
+            WHERE i.line_number NOT IN (SELECT line_number FROM delivery_problems)
+        """)
+    conn.execute(f"""
+        INSERT INTO {contract.staging_table} BY NAME SELECT * FROM incoming_staged
+        WHERE line_number NOT IN (SELECT line_number FROM delivery_problems)""")
+    records.quarantine_rows(conn, "delivery_problems", delivery_id=str(delivery.delivery_id))
+    (quarantined,) = conn.execute("SELECT count(DISTINCT line_number) FROM delivery_problems").fetchall()[0]
+    conn.execute("DROP TABLE delivery_problems")
+    for name in ("incoming_staged", "incoming_partitions", "incoming_problems"):
+        conn.execute(f"DROP VIEW {name}")
+    return quarantined
+
+
+def record_deliveries(warehouse: Path, deliveries: list[Delivery], run_id: str | None = None) -> Iterator[dict]:
+    """Apply deliveries in the order given (each replaces the partitions it shares with earlier ones),
+    all in one transaction over one connection; yields each delivery's ledger row (as a dict) as it is
+    applied. Nothing is written if any delivery fails."""
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            _note_possible_duplicates(conn, deliveries)
+            set_wise = _sources_applied_set_wise(conn, deliveries)
+            quarantined = {}
+            for source in set_wise:
+                quarantined |= _apply_set_wise(conn, deliveries, source)
+            set_wise_rows = []  # recorded together at the end: no later delivery here can change them
+            for delivery in deliveries:
+                if delivery.is_settled:
+                    status, counts = delivery.status, (None, None, None)
+                else:
+                    if delivery.source not in set_wise:
+                        quarantined[delivery.delivery_id] = _apply_rows(conn, delivery, contract_for(delivery.source))
+                    held_back = quarantined.get(delivery.delivery_id, 0)
+                    status = "loaded_with_quarantine" if held_back else "loaded"
+                    counts = (delivery.rows_read, delivery.rows_read - held_back, held_back)
+                ledger_row = records.ledger_row(delivery, status, *counts, run_id)
+                if delivery.source in set_wise:
+                    set_wise_rows.append(ledger_row)
+                else:  # a later delivery of the batch may supersede it
+                    records.insert_ledger_rows(conn, ledger_row)
+                yield ledger_row.to_dicts()[0]
+            if set_wise_rows:
+                records.insert_ledger_rows(conn, pl.concat(set_wise_rows, how="vertical_relaxed"))
+            conn.execute("DROP TABLE possible_duplicates")
+            _insert_raw_rows(conn, deliveries)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise

@@ -1,0 +1,210 @@
+"""Reference data and models -> the `ref`, `core` and `marts` schemas of the warehouse.
+
+A model is a SELECT that declares itself: its name, materialization (view or table), what it depends
+on, its grain, its columns' descriptions and its audits. Models come from two places:
+- SQL files under warehouse/models/<schema>/<name>.sql, declared in a leading `/* ... */` YAML block;
+- the source declarations (transforms/sources): each source's core.measures__<source>, and for event
+  sources core.events and core.event_types.
+They run in dependency order inside one transaction. After a model is built its audits run (unique
+grain, not-null columns, accepted values, references, every column described); a failing audit stops
+the build with the model and example rows, and the published file stays as the last run left it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from functools import cache
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from transforms.reference import REFERENCE_TABLES, read_reference_table
+from transforms.sources import all_contracts
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+MEASURE_VIEW_PREFIX = "measures__"  # core views that feed core.measures
+MEASURE_COLUMNS = "level, scope_id, kommune_code, year::INTEGER AS year, measure, value::DOUBLE AS value"
+
+
+class ModelError(Exception):
+    """A model failed to build or to pass its audits; the message names it."""
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str  # schema.relation
+    select: str
+    materialized: str  # view or table
+    description: str
+    origin: str  # the file or declaration it comes from
+    depends_on: tuple[str, ...] = ()
+    grain: tuple[str, ...] = ()
+    columns: dict[str, str] = field(default_factory=dict)  # column -> description
+    audits: dict = field(default_factory=dict)  # not_null, accepted_values, relationships
+
+    @property
+    def schema(self) -> str:
+        return self.name.partition(".")[0]
+
+    def create_sql(self) -> str:
+        kind = "TABLE" if self.materialized == "table" else "VIEW"
+        return f"CREATE OR REPLACE {kind} {self.name} AS\n{self.select}"
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def read_model_file(path: Path) -> Model:
+    text = path.read_text(encoding="utf-8")
+    if not text.startswith("/*") or "*/" not in text:
+        raise ModelError(f"model {path.parent.name}/{path.name}: no /* ... */ declaration at the top")
+    header, _, select = text[2:].partition("*/")
+    try:
+        declared = yaml.safe_load(header)
+        return Model(name=declared["name"], select=select.strip().rstrip(";"), materialized=declared["materialized"],
+                     description=declared["description"], origin=f"warehouse/models/{path.parent.name}/{path.name}",
+                     depends_on=tuple(declared.get("depends_on", ())), grain=tuple(declared.get("grain", ())),
+                     columns=declared.get("columns") or {}, audits=declared.get("audits") or {})
+    except (yaml.YAMLError, KeyError, TypeError) as error:
+        raise ModelError(f"model {path.parent.name}/{path.name}: unreadable declaration: {error}") from error
+
+
+def _event_models() -> list[Model]:
+    """core.event_types and core.events from the event sources' declarations."""
+    event_sources = [c for c in all_contracts().values() if c.events]
+    type_rows = [f"({_quote(c.source)}, {_quote(event_type)}, {_quote(measure)})"
+                 for c in event_sources for event_type, measure in c.events.counts.items()]
+    type_rows += [f"({_quote(c.source)}, NULL, {_quote(c.events.total)})" for c in event_sources if c.events.total]
+    events = "\nUNION ALL\n".join(
+        f"SELECT {_quote(c.source)} AS source, {c.key[0]} AS event_id, kommune_code, scope_id AS area_id, "
+        f"year({c.events.date}) AS year, {c.events.type} AS event_type FROM {c.staging_table}" for c in event_sources)
+    origin = "transforms/sources (events of " + ", ".join(c.source for c in event_sources) + ")"
+    return [
+        Model("core.event_types", f"SELECT * FROM (VALUES {', '.join(type_rows)}) AS t(source, event_type, measure)",
+              "view", "Which event-level rows each count measure counts; event_type NULL counts every type of the source.",
+              origin, grain=("source", "event_type", "measure")),
+        Model("core.events", events, "view", "Every current event-level row, one shape for all event sources.", origin,
+              depends_on=tuple(c.staging_table for c in event_sources), grain=("source", "event_id")),
+    ]
+
+
+@cache
+def all_models() -> tuple[Model, ...]:
+    """Every model, in dependency order."""
+    models = [read_model_file(path) for path in sorted(MODELS_DIR.glob("*/*.sql"))]
+    contracts = all_contracts().values()
+    if any(c.events for c in contracts):
+        models += _event_models()
+    measure_views = [m.name for m in models if m.name.startswith(f"core.{MEASURE_VIEW_PREFIX}")]
+    for contract in contracts:
+        if contract.measures_sql:
+            name = f"core.{MEASURE_VIEW_PREFIX}{contract.source}"
+            models.append(Model(name, contract.measures_sql.strip(), "view",
+                                f"Additive measures of {contract.source} per level, scope and year.",
+                                f"transforms/sources/{contract.source}.py", depends_on=(contract.staging_table,),
+                                grain=("level", "scope_id", "year", "measure")))
+            measure_views.append(name)
+    models.append(Model(
+        "core.measures", "\nUNION ALL\n".join(f"SELECT {MEASURE_COLUMNS} FROM {v}" for v in sorted(measure_views)), "view",
+        "Additive measures per level, scope and year from every source (union of the core.measures__<source> views).",
+        "warehouse/materialize.py", depends_on=tuple(sorted(measure_views)), grain=("level", "scope_id", "year", "measure")))
+    by_name = {m.name: m for m in models}
+    try:
+        order = TopologicalSorter({m.name: [d for d in m.depends_on if d in by_name] for m in models}).static_order()
+        return tuple(by_name[name] for name in order)
+    except CycleError as cycle:
+        raise ModelError(f"models depend on each other in a cycle: {' -> '.join(cycle.args[1])}") from cycle
+
+
+def model_fingerprint(reference_dir: Path) -> str:
+    """Changes whenever reference data or a model changes, i.e. whenever the marts must be rebuilt."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(reference_dir).glob("*.csv")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    for model in all_models():
+        digest.update(f"{model.name}\n{model.materialized}\n{model.select}".encode())
+    return digest.hexdigest()
+
+
+def load_reference_tables(conn: duckdb.DuckDBPyConnection, reference_dir: Path) -> None:
+    for name in REFERENCE_TABLES:
+        frame = read_reference_table(reference_dir, name)
+        conn.register("reference_frame", frame)
+        conn.execute(f"CREATE OR REPLACE TABLE ref.{name} AS SELECT * FROM reference_frame")
+        conn.unregister("reference_frame")
+        conn.execute(f"COMMENT ON TABLE ref.{name} IS 'Reference data from {name}.csv (steward-editable).'")
+
+
+def _failing_rows(conn: duckdb.DuckDBPyConnection, model: Model) -> list[tuple[str, str]]:
+    """(audit, example rows) for every audit of the model that finds rows."""
+    checks = []
+    if model.grain and model.materialized == "table":  # auditing a view's grain would compute the view again
+        keys = ", ".join(model.grain)
+        checks.append((f"unique grain ({keys})",
+                       f"SELECT {keys}, count(*) AS copies FROM {model.name} GROUP BY ALL HAVING count(*) > 1"))
+    for column in model.audits.get("not_null", ()):
+        checks.append((f"not_null {column}", f"SELECT * FROM {model.name} WHERE {column} IS NULL"))
+    for column, values in (model.audits.get("accepted_values") or {}).items():
+        accepted = ", ".join(_quote(str(v)) for v in values)
+        checks.append((f"accepted_values {column}", f"SELECT DISTINCT {column} FROM {model.name} "
+                                                    f"WHERE {column} NOT IN ({accepted})"))
+    for column, target in (model.audits.get("relationships") or {}).items():
+        table, _, key = target.rpartition(".")
+        checks.append((f"relationships {column} -> {target}", f"SELECT DISTINCT {column} FROM {model.name} "
+                                                             f"WHERE {column} NOT IN (SELECT {key} FROM {table})"))
+    failures = []
+    for audit, query in checks:
+        rows = conn.execute(f"{query} LIMIT 3").fetchall()
+        if rows:
+            failures.append((audit, "; ".join(str(row) for row in rows)))
+    return failures
+
+
+def _build(conn: duckdb.DuckDBPyConnection, model: Model) -> None:
+    try:
+        conn.execute(model.create_sql())
+    except duckdb.Error as error:
+        raise ModelError(f"model {model.name} ({model.origin}): {str(error).splitlines()[0]}") from error
+    kind = "TABLE" if model.materialized == "table" else "VIEW"
+    conn.execute(f"COMMENT ON {kind} {model.name} IS {_quote(model.description)}")
+    schema, _, relation = model.name.partition(".")
+    actual = [c for (c,) in conn.execute("SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
+                                         [schema, relation]).fetchall()]
+    if model.columns:
+        undescribed = [c for c in actual if c not in model.columns]
+        if undescribed:
+            raise ModelError(f"model {model.name} ({model.origin}): audit failed: column(s) without a description: "
+                             + ", ".join(undescribed))
+        for column in actual:
+            conn.execute(f"COMMENT ON COLUMN {model.name}.{column} IS {_quote(model.columns[column])}")
+    failures = _failing_rows(conn, model)
+    if failures:
+        raise ModelError(f"model {model.name} ({model.origin}): audit failed: "
+                         + " | ".join(f"{audit}: {rows}" for audit, rows in failures))
+
+
+def materialize(warehouse: Path, reference_dir: Path, only_marts: bool = False) -> dict[str, int]:
+    """Rebuild ref tables, core views and marts tables in one transaction; returns mart row counts.
+    `only_marts` when the warehouse's ref tables and core views were built from the current reference
+    data and models (same model fingerprint) and only new deliveries changed."""
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            if not only_marts:
+                load_reference_tables(conn, reference_dir)
+            for model in all_models():
+                if model.schema == "marts" or not only_marts:
+                    _build(conn, model)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        tables = conn.execute(
+            "SELECT table_name, estimated_size FROM duckdb_tables() WHERE schema_name = 'marts' ORDER BY 1"
+        ).fetchall()
+    return {name: rows for name, rows in tables}
