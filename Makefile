@@ -12,8 +12,12 @@ $(UV):
 	python3 -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# Bytecode is compiled here, once: these machines set PYTHONDONTWRITEBYTECODE=1 and uv does not compile
+# by default, so every process would compile Prefect and GX from source (GX's import: 5.5 s, 2.4 s
+# compiled). uv compiles explicitly, whatever PYTHONDONTWRITEBYTECODE says, and only what is missing or
+# stale: the first setup takes about 8 s longer, later ones about 0.3 s.
 setup: $(UV)
-	$(UV) sync --frozen --quiet
+	$(UV) sync --frozen --quiet --compile-bytecode
 
 demo: setup
 	$(UV) run --frozen boligdata run --landing demo/landing --warehouse $(DEMO_WAREHOUSE)

@@ -7,7 +7,6 @@ import datetime as dt
 import logging
 import os
 import sys
-import threading
 import time
 import traceback
 from pathlib import Path
@@ -58,21 +57,13 @@ def _failure_line(error: Exception, verbose: bool) -> str:
     return f"run failed, warehouse unchanged: {reason}" + ("" if verbose else " (-v shows details)")
 
 
-def _while_prefect_starts(prepare) -> None:
-    """Run `prepare` while Prefect's temporary server starts (about 6 s in which this process only
-    waits), when no Prefect API is configured; otherwise just run it."""
-    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
-
-    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
-        prepare()
-        return
-    from prefect.server.api.server import SubprocessASGIServer
-
-    # the one temporary server of this process (Prefect's client finds it started)
-    starting = threading.Thread(target=SubprocessASGIServer().start, name="prefect-server-start", daemon=True)
-    starting.start()
-    prepare()
-    starting.join()
+def _run_argv(args: argparse.Namespace) -> list[str]:
+    """The same `run` for the supervised child (flows/guard.py)."""
+    argv = ["run", "--landing", str(args.landing), "--warehouse", str(args.warehouse)]
+    for flag, value in (("--reference", args.reference), ("--archive", args.archive)):
+        if value:
+            argv += [flag, str(value)]
+    return argv + (["-v"] if args.verbose else []) + (["--record-noop"] if args.record_noop else [])
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -84,13 +75,21 @@ def _run(args: argparse.Namespace) -> int:
         check_warehouse_path(args.warehouse)
     except WarehouseUnavailable as problem:
         return _fail(str(problem), 2)
+    from flows import guard
+
+    if not os.environ.get(guard.SUPERVISED_ENV):
+        # Nothing new: say so without starting Prefect (seconds) or importing GX; unless every run
+        # is to be recorded in Prefect.
+        record_noop = args.record_noop or os.environ.get("BOLIGDATA_RECORD_NOOP", "") not in ("", "0")
+        unchanged = None if record_noop else guard.nothing_new(args.landing, args.warehouse, args.reference)
+        if unchanged:
+            print(f"boligdata run: {args.landing} -> {args.warehouse}", flush=True)
+            print(unchanged)
+            return 0
+        return guard.run_supervised(_run_argv(args))  # the run below, in a child that leaks nothing
+
     _quiet_prefect(args.verbose)
     from flows.pipeline import run_pipeline  # Prefect's import is slow; keep --help and checks fast
-    from transforms.ledger.deliveries import likely_new_files
-    from transforms.intake.validate import warm_up
-
-    if likely_new_files(args.landing, args.warehouse):
-        _while_prefect_starts(warm_up)
 
     progress = logging.getLogger("boligdata")
     progress.setLevel(logging.INFO)
@@ -103,6 +102,9 @@ def _run(args: argparse.Namespace) -> int:
             reference_dir=str(args.reference) if args.reference else None,
             archive_dir=str(args.archive) if args.archive else None,
         )
+    except KeyboardInterrupt as interrupt:  # Ctrl-C (the supervisor passes it on)
+        _release_frames(interrupt)
+        return _fail("run interrupted, warehouse unchanged", 130)
     except Exception as error:  # the run could not complete; the warehouse is as the last run left it
         return _fail(_failure_line(error, args.verbose), 1)
     print(summary.render())
@@ -305,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reference", type=Path, help="reference data folder (default: warehouse/reference)")
     run.add_argument("--archive", type=Path, help="raw file archive (default: <warehouse>_archive beside the file)")
     run.add_argument("-v", "--verbose", action="store_true", help="show Prefect's own log lines")
+    run.add_argument("--record-noop", action="store_true",
+                     help="run the flow (and record it in Prefect) even when nothing is new "
+                          "(default: $BOLIGDATA_RECORD_NOOP=1; otherwise such a run exits early)")
     run.set_defaults(handler=_run)
 
     show = commands.add_parser("indicators", help="print each indicator's latest year per plan (or area) beside the kommune")
@@ -392,7 +397,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "needs_warehouse", False) and not args.warehouse.is_file():
         return _fail(f"no warehouse at {args.warehouse}; run `boligdata run` first", 2)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback
+        return _fail("interrupted", 130)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,6 @@
 """The real Prefect flow, under one temporary Prefect server for the whole session."""
 
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
@@ -105,34 +103,6 @@ def test_an_analyst_holding_the_file_open_neither_blocks_nor_sees_a_half_run(tmp
     finally:
         analyst.communicate(timeout=30)
     assert query(warehouse, "SELECT count(*) FROM meta.deliveries") == [(5,)]  # a new connection sees the run
-
-
-def test_a_killed_run_leaves_the_last_completed_warehouse_and_the_next_run_recovers(tmp_path):
-    landing, warehouse = tmp_path / "landing", tmp_path / "w.duckdb"
-    small_landing(landing)
-    run_pipeline(landing=str(landing), warehouse=str(warehouse))
-    published = warehouse.read_bytes()
-    for year in range(2010, 2016):  # enough files that the kill lands while they are being loaded
-        write_extract(landing / "politi_sigtelser" / f"{year}.csv", [SIGTELSER_HEADER, *sigtelser_year(year, "Motalavej")])
-
-    # its own process group, so that the kill takes Prefect's temporary server (a child) with it
-    run = subprocess.Popen([sys.executable, "-m", "flows.cli", "run", "--landing", str(landing), "--warehouse", str(warehouse)],
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
-    try:
-        for line in run.stdout:
-            if ": loaded" in line:  # one delivery is applied in the build, the others are not
-                os.killpg(run.pid, signal.SIGKILL)
-                break
-    finally:
-        run.wait(timeout=60)
-    assert run.returncode == -signal.SIGKILL
-    assert warehouse.read_bytes() == published
-    assert (tmp_path / ".w.duckdb.building").exists()  # the killed run's half-built copy
-
-    summary = run_pipeline(landing=str(landing), warehouse=str(warehouse))
-    assert summary.status_counts == {"loaded": 6}
-    assert not (tmp_path / ".w.duckdb.building").exists()
-    assert query(warehouse, "SELECT count(*) FROM meta.deliveries") == [(10,)]
 
 
 def test_quarantine_retry_flow_releases_rows_after_a_reference_fix_and_republishes(tmp_path):

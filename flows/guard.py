@@ -1,0 +1,139 @@
+"""A `boligdata run` whose processes cannot outlive it, and the cheap "nothing new" check before it.
+
+Prefect's temporary API server is a child process of the process that runs the flow (Prefect 3.8.8,
+`SubprocessASGIServer`). Prefect stops it at exit (atexit), which does not happen when the run is
+SIGKILLed or the OOM killer takes it, and not for a server Prefect gave up on after
+PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS and replaced by another. So `boligdata run` does the
+work in a child it supervises, inside a process group that this module creates:
+
+    boligdata run (supervisor: stays in the caller's group, e.g. make's; imports no Prefect)
+      ├─ watchdog   leader of a new process group G; reads a pipe only the supervisor can write to
+      └─ the run    `python -m flows.cli run ...` in G, and Prefect's temporary server (its child) in G
+
+- the run ends in any way (done, failed, killed by a signal or the OOM killer): the supervisor sees it
+  exit (without reaping it, so the group's id cannot be reused meanwhile) and SIGKILLs what is left of
+  G: a server Prefect did not stop, the watchdog;
+- the supervisor is SIGKILLed: the kernel closes its end of the pipe, the watchdog reads end-of-file
+  and SIGKILLs G, the run and the server with it;
+- Ctrl-C reaches the terminal's foreground group (the supervisor's, not G): the supervisor passes it
+  on to the run, which stops with one line; a second Ctrl-C kills G at once. SIGTERM and SIGHUP are
+  passed on likewise.
+
+Why this and not the alternatives: PR_SET_PDEATHSIG would have to be set inside the server process,
+which Prefect starts with its own Popen; it also fires when the creating *thread* exits, and Prefect
+starts the server from whichever thread first needs the API. A watchdog thread inside the run dies
+with the run and depends on that interpreter getting the GIL. A separate pipe-watching process relies
+only on the kernel closing a dead process's file descriptors, and on process groups, both standard
+POSIX (Linux and macOS). We only ever signal G, a group we created: never the caller's group, which
+under `make demo` is make's.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+SUPERVISED_ENV = "BOLIGDATA_SUPERVISED"  # set in the run the supervisor starts: do the work here
+
+# The watchdog: tiny, no site packages, ignores Ctrl-C (the supervisor decides), kills its group
+# (itself included) once the supervisor's end of the pipe on its stdin is closed.
+_WATCHDOG = (
+    "import os, signal, sys\n"
+    "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+    "while sys.stdin.buffer.read(4096):\n"
+    "    pass\n"
+    "os.killpg(os.getpgrp(), signal.SIGKILL)\n"
+)
+
+
+def nothing_new(landing: Path, warehouse: Path, reference_dir: Path | None) -> str | None:
+    """The run's "nothing new" line if the published ledger already holds every landed file (source,
+    name, sha256) and the marts were built from the current reference data and models; else None.
+
+    The flow's own decision (flows/pipeline.py), made from the same functions, in plain Python: no
+    Prefect or Great Expectations is imported on this path. When in doubt (an unreadable ledger),
+    None: the flow decides and reports."""
+    import datetime as dt
+
+    from transforms.ledger.deliveries import LedgerSnapshot, plan_deliveries
+    from transforms.ledger.runs import RunSummary
+    from transforms.reference import DEFAULT_REFERENCE_DIR
+    from warehouse.materialize import model_fingerprint
+
+    landing_dir, warehouse_file = Path(landing).resolve(), Path(warehouse).resolve()
+    reference = Path(reference_dir).resolve() if reference_dir else DEFAULT_REFERENCE_DIR
+    try:
+        ledger = LedgerSnapshot.read(warehouse_file)
+        if ledger.model_fingerprint is None or ledger.model_fingerprint != model_fingerprint(reference):
+            return None
+        if plan_deliveries(landing_dir, ledger):
+            return None
+    except Exception:  # noqa: BLE001 - the flow will meet the same problem and say what it is
+        return None
+    return RunSummary("noop", str(landing_dir), str(warehouse_file), dt.datetime.now(dt.UTC), None).render()
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def run_supervised(argv: list[str]) -> int:
+    """Run `python -m flows.cli <argv>` in a process group of its own that is gone when this returns,
+    or when this process dies. Returns the run's exit code (128 + N if signal N ended it)."""
+    read_end, write_end = os.pipe()  # not inheritable: only the watchdog gets a copy (as its stdin)
+    try:
+        watchdog = subprocess.Popen([sys.executable, "-I", "-S", "-c", _WATCHDOG], stdin=read_end,
+                                    process_group=0)
+    finally:
+        os.close(read_end)
+    group = watchdog.pid
+    interrupts = 0
+    run = None
+
+    def pass_on(number, _frame):
+        nonlocal interrupts
+        if run is None:
+            return
+        if number == signal.SIGINT:
+            interrupts += 1
+            if interrupts > 1:  # asked twice: stop now
+                os.killpg(group, signal.SIGKILL)
+                return
+        try:
+            os.kill(run.pid, signal.SIGINT if number == signal.SIGINT else signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    previous = {number: signal.signal(number, pass_on) for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+                if signal.getsignal(number) is not signal.SIG_IGN}  # e.g. nohup: the run ignores it too
+    try:
+        run = subprocess.Popen([sys.executable, "-m", "flows.cli", *argv],
+                               env={**os.environ, SUPERVISED_ENV: "1"}, process_group=group)
+        # Wait for the run to end but leave it unreaped: while it is a zombie, neither its pid nor the
+        # group's id can be given to another process, so the killpg below reaches only our group.
+        os.waitid(os.P_PID, run.pid, os.WEXITED | os.WNOWAIT)
+    finally:
+        try:
+            os.killpg(group, signal.SIGKILL)  # whatever the run left: Prefect's server, the watchdog
+        except ProcessLookupError:
+            pass
+        os.close(write_end)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        if run is not None:
+            run.wait()
+        watchdog.wait()
+    code = run.returncode
+    if code < 0:
+        name = _signal_name(-code)
+        if -code != signal.SIGINT:
+            print(f"boligdata: run stopped by {name}; the warehouse is as the last completed run left it",
+                  file=sys.stderr)
+        return 128 - code
+    return code
