@@ -1,7 +1,7 @@
 """A `boligdata run` whose processes cannot outlive it, and the cheap "nothing new" check before it.
 
 Prefect's temporary API server is a child process of the process that runs the flow (Prefect 3.8.8,
-`SubprocessASGIServer`). Prefect stops it at exit (atexit), which does not happen when the run is
+its subprocess ASGI server). Prefect stops it at exit (atexit), which does not happen when the run is
 SIGKILLed or the OOM killer takes it, and not for a server Prefect gave up on after
 PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS and replaced by another. So `boligdata run` does the
 work in a child it supervises, inside a process group that this module creates:

@@ -83,7 +83,7 @@ class WarehouseWrite:
 
     def __init__(self, warehouse: Path):
         self.warehouse = warehouse
-        self._build = build_path(warehouse)
+        self.build_file = build_path(warehouse)
         self.started = False
         self.discarded = False
 
@@ -91,11 +91,11 @@ class WarehouseWrite:
     def build(self) -> Path:
         if not self.started:
             if self.warehouse.exists():
-                shutil.copyfile(self.warehouse, self._build)
-            with duckdb.connect(str(self._build)) as conn:
+                shutil.copyfile(self.warehouse, self.build_file)
+            with duckdb.connect(str(self.build_file)) as conn:
                 ensure_schema(conn)
             self.started = True
-        return self._build
+        return self.build_file
 
     def discard(self) -> None:
         """Publish nothing: the warehouse stays as it is."""
@@ -110,11 +110,11 @@ def warehouse_write(warehouse: Path, run: RunSummary) -> Iterator[WarehouseWrite
     removed either way."""
     with writer_lock(warehouse):
         write = WarehouseWrite(warehouse)
-        _remove_build(write._build)  # left by a run that was killed
+        _remove_build(write.build_file)  # left by a run that was killed
         try:
             yield write
             if write.started and not write.discarded:
                 record_run(write.build, run)
                 publish(write.build, warehouse)
         finally:
-            _remove_build(write._build)
+            _remove_build(write.build_file)
