@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from transforms.reference import DEFAULT_REFERENCE_DIR, read_reference_table
 from transforms.sources.brand_haendelser import EVENT_TYPES as FIRE_TYPES
 from transforms.sources.politi_anmeldelser import CATEGORIES
-from transforms.reference import DEFAULT_REFERENCE_DIR, read_reference_table
 
 AREAS_PER_KOMMUNE = 3
 DEPARTMENTS_PER_AREA = 2

@@ -18,13 +18,13 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from transforms.intake.read import read_text_rows
+from transforms.intake.stage import stage_rows
+from transforms.intake.validate import validate_rows, warm_up
+from transforms.reference import load_reference
 from transforms.sources import contract_for
 from transforms.sources.politi_anmeldelser import CATEGORIES
 from transforms.sources.suite import suite_path
-from transforms.intake.read import read_text_rows
-from transforms.reference import load_reference
-from transforms.intake.stage import stage_rows
-from transforms.intake.validate import validate_rows, warm_up
 
 RESULTS = Path(__file__).parent / "results" / "validation.json"
 

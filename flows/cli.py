@@ -89,7 +89,9 @@ def _run(args: argparse.Namespace) -> int:
         return guard.run_supervised(_run_argv(args))  # the run below, in a child that leaks nothing
 
     _quiet_prefect(args.verbose)
-    from flows.pipeline import run_pipeline  # Prefect's import is slow; keep --help and checks fast
+    from flows.pipeline import (
+        run_pipeline,  # Prefect's import is slow; keep --help and checks fast
+    )
 
     progress = logging.getLogger("boligdata")
     progress.setLevel(logging.INFO)
@@ -151,7 +153,11 @@ def _quarantine_list(args: argparse.Namespace) -> int:
 
 
 def _quarantine_show(args: argparse.Namespace) -> int:
-    from transforms.steward.quarantine import read_deliveries, read_quarantine, read_raw_record
+    from transforms.steward.quarantine import (
+        read_deliveries,
+        read_quarantine,
+        read_raw_record,
+    )
 
     delivery = read_deliveries(args.warehouse).filter(delivery_id=args.delivery)
     if delivery.is_empty():
@@ -179,8 +185,9 @@ def _quarantine_waive(args: argparse.Namespace) -> int:
 
     warehouse = args.warehouse.resolve()
     # a waiver loads nothing: the marts stay those of the fingerprint the last run built
-    run = RunSummary(f"waive-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}", "(quarantine waive)", str(warehouse),
-                     dt.datetime.now(dt.UTC).replace(tzinfo=None), LedgerSnapshot.read(warehouse).model_fingerprint)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    run = RunSummary(f"waive-{now:%Y%m%dT%H%M%S}", "(quarantine waive)", str(warehouse), now,
+                     LedgerSnapshot.read(warehouse).model_fingerprint)
     try:
         with warehouse_write(warehouse, run) as write:
             count = waive(write.build, args.reason, args.delivery, args.line, args.rule, args.source)

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import duckdb
 from prefect import flow, task
-from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.events import LOADED_EVENT, LOADED_RESOURCE_PREFIX
 from transforms.intake import batches as ingest
@@ -31,7 +31,12 @@ from transforms.ledger.deliveries import Delivery, LedgerSnapshot, plan_deliveri
 from transforms.ledger.runs import RunSummary
 from transforms.reference import DEFAULT_REFERENCE_DIR, check_reference_tables
 from transforms.steward.report import render_markdown, write_steward_report
-from warehouse.build import check_warehouse_path, default_archive_dir, spill_dir, warehouse_write
+from warehouse.build import (
+    check_warehouse_path,
+    default_archive_dir,
+    spill_dir,
+    warehouse_write,
+)
 from warehouse.load import record_deliveries
 from warehouse.materialize import materialize, model_fingerprint
 

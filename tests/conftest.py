@@ -6,9 +6,9 @@ import pytest
 
 from transforms.intake import batches as ingest
 from transforms.ledger.deliveries import LedgerSnapshot, plan_deliveries
+from transforms.reference import DEFAULT_REFERENCE_DIR
 from warehouse.load import ensure_schema, record_deliveries
 from warehouse.materialize import materialize
-from transforms.reference import DEFAULT_REFERENCE_DIR
 
 for name, value in {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "GX_ANALYTICS_ENABLED": "false"}.items():
     os.environ.setdefault(name, value)

@@ -3,8 +3,8 @@ import subprocess
 import sys
 
 import duckdb
-
 from conftest import REPO
+
 from flows.cli import main
 from transforms.reference import DEFAULT_REFERENCE_DIR
 

@@ -6,7 +6,14 @@ import shutil
 
 import duckdb
 import pytest
-from conftest import NOEGLETAL_HEADER, SIGTELSER_HEADER, ingest_all, land, query, sigtelser_year
+from conftest import (
+    NOEGLETAL_HEADER,
+    SIGTELSER_HEADER,
+    ingest_all,
+    land,
+    query,
+    sigtelser_year,
+)
 
 from transforms.ledger.runs import RunSummary
 from transforms.reference import DEFAULT_REFERENCE_DIR
@@ -110,7 +117,15 @@ def test_a_model_column_without_a_description_fails_the_build(tmp_path, monkeypa
 
 def test_adding_a_source_is_one_declaration(tmp_path, monkeypatch, request):
     """A new event source, declared in one module, gets its suite, tables, events and measures."""
-    from transforms.sources import KOMMUNEKODE, OMRAADE, Column, Contract, Events, date_since_2000, one_of
+    from transforms.sources import (
+        KOMMUNEKODE,
+        OMRAADE,
+        Column,
+        Contract,
+        Events,
+        date_since_2000,
+        one_of,
+    )
 
     new = Contract(
         source="kommune_graffiti", description="Graffiti removals (test source).",

@@ -15,7 +15,6 @@ import pytest
 from conftest import REPO, SIGTELSER_HEADER, sigtelser_year, write_extract
 
 
-
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

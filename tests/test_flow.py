@@ -6,12 +6,18 @@ import sys
 import textwrap
 
 import pytest
+from conftest import (
+    NOEGLETAL_HEADER,
+    SIGTELSER_HEADER,
+    query,
+    sigtelser_year,
+    write_extract,
+)
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-from conftest import NOEGLETAL_HEADER, SIGTELSER_HEADER, query, sigtelser_year, write_extract
+
 from flows.pipeline import run_pipeline
 from transforms.reference import DEFAULT_REFERENCE_DIR, ReferenceDataError
-
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

@@ -4,9 +4,21 @@ import os
 import time
 
 import pytest
-from conftest import NOEGLETAL_HEADER, SIGTELSER_HEADER, ingest_all, land, query, sigtelser_year, write_extract
+from conftest import (
+    NOEGLETAL_HEADER,
+    SIGTELSER_HEADER,
+    ingest_all,
+    land,
+    query,
+    sigtelser_year,
+    write_extract,
+)
 
-from transforms.ledger.deliveries import LedgerSnapshot, likely_new_files, plan_deliveries
+from transforms.ledger.deliveries import (
+    LedgerSnapshot,
+    likely_new_files,
+    plan_deliveries,
+)
 
 
 @pytest.fixture

@@ -4,11 +4,19 @@ import shutil
 
 import duckdb
 import pytest
-from conftest import BOLIGORG_HEADER, NOEGLETAL_HEADER, SIGTELSER_HEADER, indicator, ingest_all, land, query, sigtelser_year
+from conftest import (
+    BOLIGORG_HEADER,
+    NOEGLETAL_HEADER,
+    SIGTELSER_HEADER,
+    indicator,
+    ingest_all,
+    land,
+    query,
+    sigtelser_year,
+)
 
-from warehouse.materialize import materialize
 from transforms.reference import DEFAULT_REFERENCE_DIR
-
+from warehouse.materialize import materialize
 
 
 @pytest.fixture

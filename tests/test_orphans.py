@@ -14,12 +14,20 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import NOEGLETAL_HEADER, REPO, SIGTELSER_HEADER, ingest_all, query, sigtelser_year, write_extract
+from conftest import (
+    NOEGLETAL_HEADER,
+    REPO,
+    SIGTELSER_HEADER,
+    ingest_all,
+    query,
+    sigtelser_year,
+    write_extract,
+)
 
 from flows.guard import nothing_new
-from warehouse.materialize import model_fingerprint
-from transforms.reference import DEFAULT_REFERENCE_DIR
 from transforms.ledger.runs import RunSummary, record_run
+from transforms.reference import DEFAULT_REFERENCE_DIR
+from warehouse.materialize import model_fingerprint
 
 MARK = "BOLIGDATA_TEST_RUN"
 

@@ -27,7 +27,12 @@ def test_the_nightly_run_is_at_two_copenhagen_time():
 
 
 def test_the_triggers_name_the_events_the_code_emits():
-    from flows.events import LANDED_EVENT, LANDED_RESOURCE_PREFIX, LOADED_EVENT, LOADED_RESOURCE_PREFIX
+    from flows.events import (
+        LANDED_EVENT,
+        LANDED_RESOURCE_PREFIX,
+        LOADED_EVENT,
+        LOADED_RESOURCE_PREFIX,
+    )
 
     triggers = {d["name"]: d["triggers"][0] for d in deployments() if d.get("triggers")}
     assert triggers["ingest-landed-file"]["expect"] == [LANDED_EVENT]

@@ -2,8 +2,8 @@ import polars as pl
 import pytest
 from conftest import NOEGLETAL_HEADER, SIGTELSER_HEADER, sigtelser_year, write_extract
 
-from transforms.sources import contract_for
 from transforms.intake.read import RejectedFile, detect_encoding, read_text_rows
+from transforms.sources import contract_for
 
 SIGTELSER = contract_for("politi_sigtelser")
 NOEGLETAL = contract_for("kommune_noegletal")

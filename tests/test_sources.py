@@ -3,7 +3,14 @@
 import time
 
 import pytest
-from conftest import BOLIGORG_HEADER, NOEGLETAL_HEADER, indicator, ingest_all, land, query
+from conftest import (
+    BOLIGORG_HEADER,
+    NOEGLETAL_HEADER,
+    indicator,
+    ingest_all,
+    land,
+    query,
+)
 
 TRYGHED_HEADER = "År;Kommunekode;Område;Andel trygge (%);Andel utrygge (%);Respondenter"
 ANMELDELSER_HEADER = "Anmeldelses-ID;Anmeldt dato;Kommunekode;Område;Kategori"

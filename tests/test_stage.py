@@ -4,10 +4,10 @@ import polars as pl
 import pytest
 from conftest import NOEGLETAL_HEADER, SIGTELSER_HEADER, sigtelser_year, write_extract
 
-from transforms.sources import contract_for
 from transforms.intake.read import RejectedFile, read_text_rows
-from transforms.reference import load_reference
 from transforms.intake.stage import stage_rows
+from transforms.reference import load_reference
+from transforms.sources import contract_for
 
 SIGTELSER = contract_for("politi_sigtelser")
 NOEGLETAL = contract_for("kommune_noegletal")

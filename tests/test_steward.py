@@ -5,13 +5,21 @@ import time
 from html.parser import HTMLParser
 
 import pytest
-from conftest import (NOEGLETAL_HEADER, SIGTELSER_HEADER, indicator, ingest_all, land, query, sigtelser_year,
-                      write_extract)
+from conftest import (
+    NOEGLETAL_HEADER,
+    SIGTELSER_HEADER,
+    indicator,
+    ingest_all,
+    land,
+    query,
+    sigtelser_year,
+    write_extract,
+)
 
 from flows.cli import main
 from transforms.reference import DEFAULT_REFERENCE_DIR
-from transforms.steward.report import render_html, render_markdown
 from transforms.steward.quarantine import read_quarantine, retry_quarantined, waive
+from transforms.steward.report import render_html, render_markdown
 
 
 @pytest.fixture

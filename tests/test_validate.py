@@ -2,15 +2,14 @@ import datetime as dt
 import json
 
 import pytest
-
 from conftest import NOEGLETAL_HEADER, SIGTELSER_HEADER, sigtelser_year, write_extract
 
-from transforms.sources import all_contracts, contract_for
-from transforms.sources.suite import suite_path
 from transforms.intake.read import read_text_rows
-from transforms.reference import load_reference
 from transforms.intake.stage import stage_rows
 from transforms.intake.validate import SuiteError, load_suite, validate_rows
+from transforms.reference import load_reference
+from transforms.sources import all_contracts, contract_for
+from transforms.sources.suite import suite_path
 
 TODAY = dt.date(2026, 11, 24)
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from transforms.sources import Contract, all_contracts, contract_for
 from transforms.ledger import records
 from transforms.ledger.deliveries import Delivery
+from transforms.sources import Contract, all_contracts, contract_for
 
 SCHEMA_SQL = Path(__file__).resolve().parent / "schema.sql"
 

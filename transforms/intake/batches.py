@@ -23,12 +23,12 @@ from pathlib import Path
 
 import polars as pl
 
-from transforms.sources import contract_for
-from transforms.ledger.deliveries import Delivery, archive_raw_file
 from transforms.intake.read import RejectedFile, read_text_rows
-from transforms.reference import load_reference
 from transforms.intake.stage import stage_rows
 from transforms.intake.validate import validate_rows
+from transforms.ledger.deliveries import Delivery, archive_raw_file
+from transforms.reference import load_reference
+from transforms.sources import contract_for
 
 # Delivered bytes per batch. Validation holds a batch's rows in memory twice (polars, then pandas for
 # GX): about 64 MB of CSV is 1.5M rows, ~1 GB.

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from transforms.sources import Contract, label_key
 from transforms.intake.read import RejectedFile
 from transforms.reference import Reference
+from transforms.sources import Contract, label_key
 
 MISSING_MARKERS = ("", "..")
 PROBLEM_SCHEMA = {"line_number": pl.Int64, "rule": pl.Utf8, "column_name": pl.Utf8, "value": pl.Utf8}

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import polars as pl
 
+from transforms.reference import Reference
 from transforms.sources import Contract
 from transforms.sources.suite import suite_path
-from transforms.reference import Reference
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 # One GX context serves the process; it is not documented as thread-safe and files are staged in threads.

@@ -86,7 +86,7 @@ def supersede_partitions(conn: duckdb.DuckDBPyConnection, source: str, partition
         UPDATE meta.partitions SET superseded_by = $by
         WHERE source = $source AND superseded_by IS NULL AND partition_key IN (SELECT partition_key FROM {partitions})""",
                  params)
-    conn.execute(f"""
+    conn.execute("""
         UPDATE meta.deliveries SET status = 'superseded'
         WHERE source = $source AND status IN ('loaded', 'loaded_with_quarantine')
           AND delivery_id IN (SELECT delivery_id FROM meta.partitions WHERE source = $source)

@@ -5,11 +5,11 @@ A declaration is the one place a source is described. From it derive:
 - the stager: types, the reporting level of Område, departments, the partition key (intake/stage.py);
 - the Great Expectations suite: every value rule below, generated into expectations/<source>.json
   (transforms/sources/suite.py; a test keeps the files in step with the declarations);
-- the raw and staging tables (warehouse/load.py) and the source's core measures (warehouse/models.py).
+- the raw and staging tables (warehouse/load.py) and the source's core measures (warehouse/materialize.py).
 
-Rules shared by every source (a year in range, a known kommune, a known area...) are written once
-here, on the shared columns and in `scope_rules`. Only bespoke cross-row rules (the `I alt` sum) are
-written by hand, as helper columns next to the declaration that uses them.
+Rules shared by every source (a year in range, a known kommune, a known area...) are written once:
+on the shared columns here, and from the levels a source reports (suite.py). Only bespoke cross-row
+rules (the `I alt` sum) are written by hand, as helper columns next to the declaration that uses them.
 """
 
 from __future__ import annotations
@@ -134,17 +134,6 @@ KOMMUNEKODE = Column("kommunekode", "Kommunekode", "int", "Danish kommune code."
                                           "kommune_codes"),))
 OMRAADE = Column("omraade", "Område", "text", "Area name or alias, or `Hele kommunen`.", aliases=("Omraade",))
 
-# What Område may name, per set of levels a source reports: (missing, unknown, level) in plain words.
-_LEVEL_WORDS = {
-    ("area",): ("", "Område must be a known area or alias (reference data), or empty",
-                "Område is an area or empty (outside every area); kommune totals are all rows of the kommune"),
-    ("area", "kommune"): ("Område must name an area or Hele kommunen",
-                          "Område must be a known area or alias (reference data), or Hele kommunen",
-                          "This source reports areas and Hele kommunen only, not national levels"),
-    ("area", "kommune", "national"): ("Område must name an area, Hele kommunen, Landsplan or SUB-gennemsnit",
-                                      "Område must be a known area or alias (reference data), Hele kommunen, "
-                                      "Landsplan or SUB-gennemsnit", ""),
-}
 NATIONAL_ROWS = When("scope_level", "!=", "national")
 
 
@@ -203,21 +192,6 @@ class Contract:
     @property
     def staging_table(self) -> str:
         return f"staging.{self.source}"
-
-    def scope_rules(self) -> dict[str, list[tuple[str | None, Check]]]:
-        """Rules on Område and Kommunekode that follow from the levels the source reports, by column:
-        (checked derived column or None, check)."""
-        if not self.levels:
-            return {}
-        missing, unknown, level = _LEVEL_WORDS[self.levels]
-        rules: list[tuple[str | None, Check]] = []
-        if missing:
-            rules.append((None, Check("missing_value", missing, "expect_column_values_to_not_be_null")))
-        rules.append(("omraade_key", in_reference("unknown_area", unknown, "known_scopes")))
-        if level:
-            rules.append(("scope_level", Check("level_not_allowed", level, "expect_column_values_to_be_in_set",
-                                               {"value_set": list(self.levels)})))
-        return {"omraade": rules}
 
     def staging_columns(self) -> dict[str, tuple[str, str]]:
         """What staging.<source> stores: name -> (SQL type, description)."""

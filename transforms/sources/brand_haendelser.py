@@ -1,4 +1,12 @@
-from transforms.sources import KOMMUNEKODE, OMRAADE, Column, Contract, Events, date_since_2000, one_of
+from transforms.sources import (
+    KOMMUNEKODE,
+    OMRAADE,
+    Column,
+    Contract,
+    Events,
+    date_since_2000,
+    one_of,
+)
 
 EVENT_TYPES = ("Påsat brand", "Bilbrand", "Containerbrand", "Anden brand")
 

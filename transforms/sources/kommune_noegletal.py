@@ -1,5 +1,14 @@
 from transforms.sources import (
-    AAR, KOMMUNEKODE, OMRAADE, Column, Contract, When, at_least_zero, between, in_reference, not_above,
+    AAR,
+    KOMMUNEKODE,
+    OMRAADE,
+    Column,
+    Contract,
+    When,
+    at_least_zero,
+    between,
+    in_reference,
+    not_above,
 )
 
 # Rows that are denominators (head counts) rather than catalog indicators (spec/extracts.md).

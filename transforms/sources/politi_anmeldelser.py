@@ -1,4 +1,12 @@
-from transforms.sources import KOMMUNEKODE, OMRAADE, Column, Contract, Events, date_since_2000, one_of
+from transforms.sources import (
+          KOMMUNEKODE,
+          OMRAADE,
+          Column,
+          Contract,
+          Events,
+          date_since_2000,
+          one_of,
+)
 
 CATEGORIES = ("Hærværk", "Indbrud", "Vold", "Tyveri", "Narkotika", "Brandstiftelse", "Andet")
 _SLUGS = {"Hærværk": "haervaerk", "Indbrud": "indbrud", "Vold": "vold", "Tyveri": "tyveri", "Narkotika": "narkotika",

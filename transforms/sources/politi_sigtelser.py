@@ -1,7 +1,16 @@
 import polars as pl
 
 from transforms.sources import (
-    AAR, KOMMUNEKODE, OMRAADE, Column, Contract, When, at_least_zero, empty, equal_to, one_of,
+    AAR,
+    KOMMUNEKODE,
+    OMRAADE,
+    Column,
+    Contract,
+    When,
+    at_least_zero,
+    empty,
+    equal_to,
+    one_of,
 )
 
 LAWS = ("Straffeloven", "Våbenloven", "Lov om euforiserende stoffer")

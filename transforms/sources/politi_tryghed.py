@@ -2,7 +2,15 @@ from dataclasses import replace
 
 import polars as pl
 
-from transforms.sources import AAR, KOMMUNEKODE, NATIONAL_ROWS, OMRAADE, Column, Contract, between
+from transforms.sources import (
+    AAR,
+    KOMMUNEKODE,
+    NATIONAL_ROWS,
+    OMRAADE,
+    Column,
+    Contract,
+    between,
+)
 
 _NATIONAL_EMPTY = " must be filled in (empty only for Landsplan and SUB-gennemsnit)"
 

@@ -11,9 +11,37 @@ import json
 import sys
 from pathlib import Path
 
-from transforms.sources import Check, Column, Contract, all_contracts
+from transforms.sources import Check, Column, Contract, all_contracts, in_reference
 
 EXPECTATIONS_DIR = Path(__file__).resolve().parents[2] / "expectations"
+
+# What Område may name, per set of levels a source reports: (missing, unknown, level) in plain words.
+_LEVEL_WORDS = {
+    ("area",): ("", "Område must be a known area or alias (reference data), or empty",
+                "Område is an area or empty (outside every area); kommune totals are all rows of the kommune"),
+    ("area", "kommune"): ("Område must name an area or Hele kommunen",
+                          "Område must be a known area or alias (reference data), or Hele kommunen",
+                          "This source reports areas and Hele kommunen only, not national levels"),
+    ("area", "kommune", "national"): ("Område must name an area, Hele kommunen, Landsplan or SUB-gennemsnit",
+                                      "Område must be a known area or alias (reference data), Hele kommunen, "
+                                      "Landsplan or SUB-gennemsnit", ""),
+}
+
+
+def _scope_rules(contract: Contract) -> dict[str, list[tuple[str | None, Check]]]:
+    """Rules on Område that follow from the levels the source reports: (checked derived column or
+    None, check)."""
+    if not contract.levels:
+        return {}
+    missing, unknown, level = _LEVEL_WORDS[contract.levels]
+    rules: list[tuple[str | None, Check]] = []
+    if missing:
+        rules.append((None, Check("missing_value", missing, "expect_column_values_to_not_be_null")))
+    rules.append(("omraade_key", in_reference("unknown_area", unknown, "known_scopes")))
+    if level:
+        rules.append(("scope_level", Check("level_not_allowed", level, "expect_column_values_to_be_in_set",
+                                           {"value_set": list(contract.levels)})))
+    return {"omraade": rules}
 
 
 def suite_path(contract: Contract) -> Path:
@@ -86,7 +114,7 @@ def _department_rules(contract: Contract) -> dict[str, list[dict]]:
 def suite_for(contract: Contract) -> dict:
     """The source's suite in GX's JSON form: per declared column its required and value rules (and the
     rules its level or department implies), then the key."""
-    scope_rules = contract.scope_rules()
+    scope_rules = _scope_rules(contract)
     department_rules = _department_rules(contract)
     expectations = []
     for column in contract.columns:

@@ -12,14 +12,14 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from transforms.intake.read import RejectedFile
+from transforms.intake.stage import TYPE_WORDS, stage_rows
+from transforms.intake.validate import validate_rows
 from transforms.ledger import records
+from transforms.reference import load_reference
 from transforms.sources import contract_for
 from transforms.sources.suite import suite_for
 from warehouse.load import rows_for_loading
-from transforms.intake.read import RejectedFile
-from transforms.reference import load_reference
-from transforms.intake.stage import TYPE_WORDS, stage_rows
-from transforms.intake.validate import validate_rows
 
 LOAD_TIME_RULES = {"duplicate_id": "The id is already loaded by another delivery of this source"}
 
