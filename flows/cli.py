@@ -106,7 +106,12 @@ def _run(args: argparse.Namespace) -> int:
         )
     except KeyboardInterrupt as interrupt:  # Ctrl-C (the supervisor passes it on)
         _release_frames(interrupt)
-        return _fail("run interrupted, warehouse unchanged", 130)
+        code = _fail("run interrupted, warehouse unchanged", 130)
+        # Task threads still finishing may hold DuckDB handles, which DuckDB's bindings list at exit
+        # ("nanobind: leaked ..."): the line above is the last thing to say.
+        sys.stderr.flush()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
+        return code
     except Exception as error:  # the run could not complete; the warehouse is as the last run left it
         return _fail(_failure_line(error, args.verbose), 1)
     print(summary.render())

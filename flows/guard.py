@@ -16,8 +16,8 @@ work in a child it supervises, inside a process group that this module creates:
 - the supervisor is SIGKILLed: the kernel closes its end of the pipe, the watchdog reads end-of-file
   and SIGKILLs G, the run and the server with it;
 - Ctrl-C reaches the terminal's foreground group (the supervisor's, not G): the supervisor passes it
-  on to the run, which stops with one line; a second Ctrl-C kills G at once. SIGTERM and SIGHUP are
-  passed on likewise.
+  on to the run, which stops with one line; a second Ctrl-C (a second or more later) kills G at once.
+  SIGTERM and SIGHUP are passed on as SIGTERM (unless ignored, as under nohup).
 
 Why this and not the alternatives: PR_SET_PDEATHSIG would have to be set inside the server process,
 which Prefect starts with its own Popen; it also fires when the creating *thread* exits, and Prefect
@@ -34,9 +34,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 SUPERVISED_ENV = "BOLIGDATA_SUPERVISED"  # set in the run the supervisor starts: do the work here
+DOUBLE_INTERRUPT_S = 1.0  # a second Ctrl-C later than this after the first kills the run at once
 
 # The watchdog: tiny, no site packages, ignores Ctrl-C (the supervisor decides), kills its group
 # (itself included) once the supervisor's end of the pipe on its stdin is closed.
@@ -93,18 +95,22 @@ def run_supervised(argv: list[str]) -> int:
     finally:
         os.close(read_end)
     group = watchdog.pid
-    interrupts = 0
+    first_interrupt = None
     run = None
 
     def pass_on(number, _frame):
-        nonlocal interrupts
+        nonlocal first_interrupt
         if run is None:
             return
         if number == signal.SIGINT:
-            interrupts += 1
-            if interrupts > 1:  # asked twice: stop now
-                os.killpg(group, signal.SIGKILL)
+            now = time.monotonic()
+            if first_interrupt is not None:
+                # Asked again: stop now. Not within a second, though: that is the same Ctrl-C passed
+                # on by a wrapper as well (`uv run` does so when it has no terminal).
+                if now - first_interrupt >= DOUBLE_INTERRUPT_S:
+                    os.killpg(group, signal.SIGKILL)
                 return
+            first_interrupt = now
         try:
             os.kill(run.pid, signal.SIGINT if number == signal.SIGINT else signal.SIGTERM)
         except ProcessLookupError:

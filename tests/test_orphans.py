@@ -58,13 +58,14 @@ def assert_nothing_left(mark: str, within: float = 10.0) -> None:
     assert left == [], left
 
 
-def cli(*args: str, mark: str, **extra_env: str) -> subprocess.Popen:
+def cli(*args: str, mark: str, start_new_session: bool = False, **extra_env: str) -> subprocess.Popen:
     """The installed `boligdata` command, on an ephemeral Prefect server of its own."""
     installed = REPO / ".venv" / "bin" / "boligdata"
     command = [str(installed)] if installed.exists() else [sys.executable, "-m", "flows.cli"]
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "BOLIGDATA_RECORD_NOOP")}
     env.update({MARK: mark, **extra_env})
-    return subprocess.Popen([*command, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([*command, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=start_new_session)
 
 
 def test_a_server_too_slow_to_start_ends_the_run_with_one_line_and_leaves_no_process(golden, tmp_path):
@@ -119,6 +120,28 @@ def test_a_killed_run_leaves_no_process_and_the_last_completed_warehouse_and_the
     assert summary.status_counts == {"loaded": 6}
     assert not (tmp_path / ".w.duckdb.building").exists()
     assert query(warehouse, "SELECT count(*) FROM meta.deliveries") == [(8,)]
+
+
+def test_ctrl_c_stops_a_run_with_one_line_and_leaves_no_process(tmp_path):
+    landing, warehouse = tmp_path / "landing", tmp_path / "w.duckdb"
+    for year in range(2010, 2016):
+        write_extract(landing / "politi_sigtelser" / f"{year}.csv", [SIGTELSER_HEADER, *sigtelser_year(year, "Motalavej")])
+    mark = uuid.uuid4().hex
+    # The terminal sends Ctrl-C to its foreground group: the command's (here a session of its own, so
+    # that this test does not get it), which is not the run's.
+    run = cli("run", "--landing", str(landing), "--warehouse", str(warehouse), mark=mark, start_new_session=True)
+    try:
+        for line in run.stdout:
+            if ": loaded" in line:
+                os.killpg(run.pid, signal.SIGINT)
+                break
+        out, err = run.communicate(timeout=120)
+    finally:
+        run.kill()
+    assert run.returncode == 130
+    assert err == "boligdata: run interrupted, warehouse unchanged\n"
+    assert not warehouse.exists()
+    assert_nothing_left(mark)
 
 
 @pytest.fixture
