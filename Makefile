@@ -22,6 +22,7 @@ setup: $(UV)
 demo: setup
 	$(UV) run --frozen boligdata run --landing demo/landing --warehouse $(DEMO_WAREHOUSE)
 	$(UV) run --frozen boligdata indicators --warehouse $(DEMO_WAREHOUSE)
+	$(UV) run --frozen boligdata targets --warehouse $(DEMO_WAREHOUSE)
 
 test: setup
 	$(UV) run --frozen pytest

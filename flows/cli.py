@@ -127,6 +127,43 @@ def _indicators(args: argparse.Namespace) -> int:
     return 0
 
 
+TARGETS_SUMMARY = """
+SELECT plan_id, year, count(*) FILTER (WHERE met) AS met, count(*) FILTER (WHERE NOT met) AS "not met",
+       count(*) FILTER (WHERE met IS NULL) AS "not evaluable"
+FROM marts.target_status
+WHERE ($plan IS NULL OR plan_id = $plan)
+GROUP BY ALL HAVING count(met) > 0
+ORDER BY plan_id, year
+"""
+LATEST_VERDICTS = """
+SELECT plan_id, target_id, scope_id, year, CASE met WHEN true THEN 'met' WHEN false THEN 'not met' END AS verdict,
+       round(actual_value, 1) AS actual, round(target_value, 1) AS target, source
+FROM marts.target_status AS t
+WHERE met IS NOT NULL AND ($plan IS NULL OR plan_id = $plan)
+  AND year = (SELECT max(year) FROM marts.target_status AS l
+              WHERE l.plan_id = t.plan_id AND l.target_id = t.target_id AND l.scope_id = t.scope_id AND l.met IS NOT NULL)
+ORDER BY plan_id, target_id, scope_id
+"""
+
+
+def _targets(args: argparse.Namespace) -> int:
+    import duckdb
+
+    with duckdb.connect(str(args.warehouse), read_only=True) as conn:
+        plans = [p for (p,) in conn.execute("SELECT plan_id FROM ref.plans ORDER BY 1").fetchall()]
+        if args.plan and args.plan not in plans:
+            return _fail(f"no plan {args.plan!r}; plans: {', '.join(plans)}", 2)
+        params = {"plan": args.plan}
+        print("Target verdicts per plan and year (marts.target_status):")
+        conn.sql(TARGETS_SUMMARY, params=params).show(max_rows=100)
+        print("Latest verdict of each target:")
+        conn.sql(LATEST_VERDICTS, params=params).show(max_rows=200, max_width=200)
+        (without,) = conn.execute("SELECT count(*) FROM marts.targets_without_data WHERE $plan IS NULL OR plan_id = $plan",
+                                  params).fetchall()[0]
+        print(f"{without} agreed target(s) without data yet: SELECT * FROM marts.targets_without_data")
+    return 0
+
+
 def _show(frame, empty: str) -> None:
     """Print a polars frame as a plain table for a terminal."""
     import polars as pl
@@ -329,6 +366,11 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--indicator", help="only this catalog id")
     show.add_argument("--level", choices=("plan", "area", "all"), default="plan", help="plans (default), areas, or both")
     show.set_defaults(handler=_indicators, needs_warehouse=True)
+
+    targets = commands.add_parser("targets", help="the agreements' targets: verdicts per plan and year, the latest per target")
+    targets.add_argument("--warehouse", type=Path, required=True)
+    targets.add_argument("--plan", help="only this plan id")
+    targets.set_defaults(handler=_targets, needs_warehouse=True)
 
     explaining = commands.add_parser("explain", help="a figure's value, numerator/denominator and the deliveries behind it")
     explaining.add_argument("indicator")

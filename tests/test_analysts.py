@@ -18,8 +18,8 @@ def demo_warehouse(tmp_path_factory):
     return warehouse
 
 
-def test_the_guide_has_ten_queries():
-    assert len(QUERIES) == 10
+def test_the_guide_has_thirteen_queries():
+    assert len(QUERIES) == 13
 
 
 @pytest.mark.parametrize("sql", QUERIES, ids=[f"query-{n}" for n in range(1, len(QUERIES) + 1)])
@@ -45,9 +45,19 @@ def test_explain_names_the_value_its_parts_and_the_deliveries(demo_warehouse, ca
 def test_export_writes_the_marts_as_parquet(demo_warehouse, tmp_path, capsys):
     assert main(["export", str(tmp_path / "out"), "--warehouse", str(demo_warehouse)]) == 0
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert written == ["marts.indicator_values.parquet", "marts.indicator_vs_kommune.parquet",
-                       "marts.target_status.parquet", "ref.indicators.parquet", "ref.targets.parquet"]
+    assert written == ["marts.development_vs_kommune.parquet", "marts.indicator_values.parquet",
+                       "marts.indicator_vs_kommune.parquet", "marts.target_status.parquet",
+                       "marts.targets_without_data.parquet", "ref.indicators.parquet", "ref.targets.parquet"]
     with duckdb.connect(str(demo_warehouse), read_only=True) as conn:
         expected = conn.execute("SELECT count(*) FROM marts.indicator_values").fetchall()
         exported = conn.execute(f"SELECT count(*) FROM '{tmp_path / 'out' / 'marts.indicator_values.parquet'}'").fetchall()
     assert exported == expected
+
+
+def test_the_targets_summary_names_each_verdict_and_its_agreement(demo_warehouse, capsys):
+    assert main(["targets", "--warehouse", str(demo_warehouse)]) == 0
+    out = capsys.readouterr().out
+    assert "7-frivillige-mindst-50" in out and "000 (aktivt liv, frivillighed/civilsamfund)" in out
+    assert "agreed target(s) without data yet" in out
+    assert main(["targets", "--warehouse", str(demo_warehouse), "--plan", "slagelse-2071"]) == 2
+    assert "no plan 'slagelse-2071'; plans: amagerbro-2018, en-faelles-indsats-2021, slagelse-2017" in capsys.readouterr().err

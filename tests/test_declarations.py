@@ -156,3 +156,17 @@ def test_adding_a_source_is_one_declaration(tmp_path, monkeypatch, request):
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         assert conn.execute("SELECT comment FROM duckdb_tables() WHERE schema_name = 'staging' "
                             "AND table_name = 'kommune_graffiti'").fetchall()[0][0].startswith("Typed rows")
+
+
+def test_the_model_fingerprint_and_order_are_the_same_in_every_process():
+    """A run compares the fingerprint it computes with the one the last run recorded (another process)."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("from warehouse.materialize import all_models, model_fingerprint;"
+              "from transforms.reference import DEFAULT_REFERENCE_DIR;"
+              "print(model_fingerprint(DEFAULT_REFERENCE_DIR), [m.name for m in all_models()])")
+    seen = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2, 3)}
+    assert len(seen) == 1

@@ -119,32 +119,72 @@ def test_every_rule_kind_and_a_missing_year(paths, tmp_path):
     assert status[("no-baseline", 2017)] == (None, 18.0, None, "no baseline value for 2010")
 
 
-def test_a_suppressed_value_is_not_evaluated(paths, tmp_path):
+def test_a_suppressed_value_still_gets_its_verdict_and_stays_hidden(paths, tmp_path):
+    """The verdict is about the target, not about publishing a small number (domain.md, Targets)."""
     landing, warehouse = paths
     land(landing, "kommune_noegletal", "n.csv", [NOEGLETAL_HEADER, share_rows("Motalavej", 2018, 12, 19)])
-    targets = TARGET_HEADER + "\np;t;uddannelsesparat_9kl_andel;area;motalavej;at_least;50;;;;2018;2018;x\n"
+    targets = TARGET_HEADER + "\n" + "\n".join([
+        "p;t;uddannelsesparat_9kl_andel;area;motalavej;at_least;50;;;;2018;2018;x",
+        "p;u;uddannelsesparat_9kl_andel;area;motalavej;at_least;70;;;;2018;2018;x"]) + "\n"
     ingest_all(landing, warehouse, reference_with(tmp_path, targets=targets))
-    assert query(warehouse, "SELECT actual_value, met, suppressed, note FROM marts.target_status") == [
-        (None, None, True, "value suppressed by disclosure control")]
+    note = "value suppressed by disclosure control; the verdict is judged on the unsuppressed value"
+    assert query(warehouse, "SELECT target_id, actual_value, met, suppressed, note FROM marts.target_status ORDER BY 1") == [
+        ("t", None, True, True, note), ("u", None, False, True, note)]  # 12 of 19 = 63 %
 
 
 def test_the_agreements_targets_are_all_encoded(paths):
     landing, warehouse = paths
     ingest_all(landing, warehouse)
-    targets = query(warehouse, "SELECT plan_id, target_id, count(DISTINCT scope_id) FROM ref.targets GROUP BY ALL ORDER BY 1, 2")
+    targets = query(warehouse, """SELECT plan_id, target_id, count(DISTINCT scope_id) FROM ref.targets
+                                  WHERE indicator IS NOT NULL AND NOT starts_with(target_id, 'lbf-') GROUP BY ALL ORDER BY 1, 2""")
     assert targets == [
+        ("amagerbro-2018", "henvisninger-stiger-10-pct", 1),
         ("amagerbro-2018", "udsaettelser-hoejst-2016", 1),
-        ("amagerbro-2018", "utryghed-hoejst-10-pct-2020", 1),
-        ("slagelse-2017", "1-tryghed-over-egen-2017", 2),
+        ("amagerbro-2018", "utryghed-hoejst-10-pct-2020", 2),  # Amager Øst and Amager Vest
         ("slagelse-2017", "1-tryghed-over-sub", 2),
+        ("slagelse-2017", "1-tryghed-stiger-foreloebigt", 2),
         ("slagelse-2017", "2-fraflytning-falder-10-pct", 5),
         ("slagelse-2017", "3-haervaerk-falder-15-pct", 4),
         ("slagelse-2017", "4-afgoerelser-hoejst-20-i-2021", 1),
         ("slagelse-2017", "4-afgoerelser-omraade", 4),
-        ("slagelse-2017", "4-afgoerelser-under-28", 4),
+        ("slagelse-2017", "4-afgoerelser-under-28", 1),  # the four areas combined, not each area
         ("slagelse-2017", "5-paasatte-brande-falder-10-pct", 1),
+        ("slagelse-2017", "6-faerre-paa-kontanthjaelp", 1),
+        ("slagelse-2017", "6-kun-grundskole-falder", 1),
+        ("slagelse-2017", "6-uddannelsesparate-stiger", 1),
+        ("slagelse-2017", "7-aktive-foraeldre-mindst-30", 1),
+        ("slagelse-2017", "7-arbejdsgrupper-mindst-4", 1),
+        ("slagelse-2017", "7-beboere-gode-historie-mindst-15", 1),
+        ("slagelse-2017", "7-deltagere-mindst-300", 1),
+        ("slagelse-2017", "7-foraeldregrupper-4", 1),
+        ("slagelse-2017", "7-frivillige-mindst-50", 1),
+        ("slagelse-2017", "7-hjemmeside-10000-i-2018", 1),
+        ("slagelse-2017", "7-hjemmeside-stiger-8-pct", 1),
+        ("slagelse-2017", "7-negative-historier-falder-10-pct", 1),
+        ("slagelse-2017", "7-positive-historier-mindst-5", 1),
+        ("slagelse-2017", "7-temaaftener-brand-mindst-8", 1),
     ]
+    assert query(warehouse, "SELECT count(*) FROM ref.targets WHERE starts_with(target_id, 'lbf-')") == [(9,)]
+    # every target names the agreement it comes from
+    assert query(warehouse, "SELECT count(*) FROM ref.targets WHERE source IS NULL") == [(0,)]
     assert query(warehouse, "SELECT DISTINCT met, note IS NOT NULL FROM marts.target_status") == [(None, True)]  # no data yet
+    # with no delivery, every agreed target is listed as without data: none is dropped
+    assert query(warehouse, "SELECT count(*) FROM marts.targets_without_data") == query(
+        warehouse, "SELECT count(*) FROM (SELECT DISTINCT plan_id, target_id, scope_id FROM ref.targets)")
+
+
+def test_shipped_targets_are_judged_in_their_plans_own_years_only():
+    """Baseline years are references, never verdicts: every target window lies inside its plan."""
+    import polars as pl
+
+    from transforms.reference import read_reference_table
+
+    plans = read_reference_table(DEFAULT_REFERENCE_DIR, "plans")
+    targets = read_reference_table(DEFAULT_REFERENCE_DIR, "targets").join(plans, on="plan_id")
+    first_own_year = pl.when((pl.col("start_date").dt.month() == 1) & (pl.col("start_date").dt.day() == 1)).then(
+        pl.col("start_date").dt.year()).otherwise(pl.col("start_date").dt.year() + 1)
+    outside = targets.filter((pl.col("first_year") < first_own_year) | (pl.col("last_year") > pl.col("end_date").dt.year()))
+    assert outside.select("plan_id", "target_id").rows() == []
 
 
 def test_a_run_with_current_reference_data_rebuilds_only_the_marts(paths):
@@ -161,3 +201,38 @@ def test_a_run_with_current_reference_data_rebuilds_only_the_marts(paths):
     assert indicator(warehouse, "afgoerelser_pr_1000", "area", "sydbyen", 2016) == (90.0, 90.0, 1000.0)
     assert query(warehouse, "SELECT comment FROM duckdb_tables() WHERE schema_name = 'ref' AND table_name = 'areas'") == [
         ("not reloaded",)]
+
+
+TARGET_HEADER_2 = TARGET_HEADER + ";reading;provisional;source"
+
+
+def test_rising_falling_readings_and_development_against_the_kommune(paths, tmp_path):
+    landing, warehouse = paths
+    land(landing, "kommune_noegletal", "n.csv", [
+        NOEGLETAL_HEADER,
+        share_rows("Motalavej", 2016, 50, 100), share_rows("Motalavej", 2018, 70, 100),
+        share_rows("Sydbyen", 2016, 60, 100), share_rows("Sydbyen", 2018, 55, 100),
+        share_rows("Hele kommunen", 2016, 600, 1000), share_rows("Hele kommunen", 2018, 650, 1000),
+    ])
+    targets = TARGET_HEADER_2 + "\n" + "\n".join([
+        "slagelse-2017;rising;uddannelsesparat_9kl_andel;area;motalavej;rising_vs_baseline;;;;2016;2018;2018;x;;false;t",
+        "slagelse-2017;falling;uddannelsesparat_9kl_andel;area;sydbyen;falling_vs_baseline;;;;2016;2018;2018;x;;true;t",
+        "slagelse-2017;dev;uddannelsesparat_9kl_andel;area;motalavej;development_vs_kommune;;;;2016;2018;2018;x;;false;t",
+        "slagelse-2017;dev;uddannelsesparat_9kl_andel;area;sydbyen;development_vs_kommune;;;;2016;2018;2018;x;;false;t",
+        "slagelse-2017;fixed-ref;uddannelsesparat_9kl_andel;area;sydbyen;above_reference;;kommune;330;2016;2018;2018;x;baseline_year;false;t",
+        "slagelse-2017;same-year-ref;uddannelsesparat_9kl_andel;area;sydbyen;above_reference;;kommune;330;2016;2018;2018;x;same_year;false;t",
+        # 2016 is before the plan: a baseline, never a verdict, whatever the row says
+        "slagelse-2017;before;uddannelsesparat_9kl_andel;area;motalavej;at_least;10;;;;2016;2018;x;;false;t",
+    ]) + "\n"
+    ingest_all(landing, warehouse, reference_with(tmp_path, targets=targets))
+    status = {(t, s): (round(target, 2), met, note, reading) for t, s, target, met, note, reading in query(warehouse, """
+        SELECT target_id, scope_id, target_value, met, note, reading FROM marts.target_status""")}
+    assert status[("rising", "motalavej")] == (50.0, True, None, None)
+    assert status[("falling", "sydbyen")] == (60.0, True, "provisional target (see reading)", None)
+    assert status[("dev", "motalavej")] == (5.0, True, None, None)  # +20 points against the kommune's +5
+    assert status[("dev", "sydbyen")] == (5.0, False, None, None)  # -5 points against +5
+    assert status[("fixed-ref", "sydbyen")] == (60.0, False, None, "the kommune level 330 of 2016")
+    assert status[("same-year-ref", "sydbyen")] == (65.0, False, None, "the kommune level 330 of each evaluated year")
+    assert query(warehouse, "SELECT DISTINCT year FROM marts.target_status WHERE target_id = 'before'") == [(2018,)]
+    assert query(warehouse, """SELECT round(change, 1), round(kommune_change, 1), developed_better_than_kommune
+        FROM marts.development_vs_kommune WHERE scope_id = 'motalavej' AND year = 2018""") == [(20.0, 5.0, True)]

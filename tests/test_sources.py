@@ -220,3 +220,72 @@ def test_a_department_outside_its_membership_period_is_quarantined(paths):
         (5, "unknown_department", "afdeling", "1"),
         (5, "unknown_organisation", "boligorganisation", "Ukendt Boligselskab"),
     ]
+
+
+INDSATS_HEADER = "Plan;Område;Periode;Måling;Værdi;Kommentar"
+
+
+def test_own_records_periods_add_up_to_the_year_and_bad_rows_are_quarantined(paths):
+    landing, warehouse = paths
+    land(landing, "indsats_registreringer", "egne.csv", [
+        INDSATS_HEADER,
+        "slagelse-2017;;2018-H1;frivillige;30;forår",
+        "Boligsocial Helhedsplan for Skælskør, Korsør og Slagelse;;2018-H2;frivillige;25;the plan by its name",
+        "slagelse-2017;Motalavej;2019-Q1;positive_historier;1;",
+        "slagelse-2017;Motalavej;2019-Q2;positive_historier;2;",
+        "slagelse-2017;Motalavej;2019-Q3;positive_historier;1;",  # Q4 missing: no 2019 figure yet
+        "slagelse-2017;;2019;hjemmeside_besoeg;11.000;Danish thousands",
+        "ukendt-plan;;2019;frivillige;10;",
+        "slagelse-2017;Motalvej;2019;frivillige;10;",
+        "slagelse-2017;;2019-H3;frivillige;10;",
+        "slagelse-2017;;2019;likes;10;",
+        "slagelse-2017;;2020;frivillige;-4;",
+    ])
+    (row,) = ingest_all(landing, warehouse)
+    assert (row["status"], row["rows_loaded"], row["rows_quarantined"]) == ("loaded_with_quarantine", 6, 5)
+    assert query(warehouse, "SELECT line_number, rule, column_name, value FROM meta.quarantine ORDER BY 1") == [
+        (8, "unknown_plan", "plan", "ukendt-plan"),
+        (9, "unknown_area", "omraade", "Motalvej"),
+        (10, "type_period", "periode", "2019-H3"),
+        (11, "unknown_measure", "maaling", "likes"),
+        (12, "negative_value", "vaerdi", "-4"),
+    ]
+    assert indicator(warehouse, "frivillige", "plan", "slagelse-2017", 2018) == (55.0, 55.0, None)
+    assert indicator(warehouse, "hjemmeside_besoeg", "plan", "slagelse-2017", 2019) == (11000.0, 11000.0, None)
+    assert indicator(warehouse, "positive_historier", "area", "motalavej", 2019) is None  # three quarters only
+
+
+def test_a_kommune_survey_reports_bydele(paths):
+    landing, warehouse = paths
+    land(landing, "kommune_tryghed", "kbh.csv", [
+        "År;Kommunekode;Område;Andel trygge (%);Andel utrygge (%);Respondenter",
+        "2020;101;Amager Øst;83,5;8,5;1150",
+        "2020;101;Amager Vest;78,0;12,0;1080",
+        "2020;101;Hele kommunen;84,0;8,0;13500",
+        "2020;101;Amager Nord;80,0;10,0;900",
+    ], encoding="cp1252")
+    (row,) = ingest_all(landing, warehouse)
+    assert (row["status"], row["rows_loaded"]) == ("loaded_with_quarantine", 3)
+    assert query(warehouse, "SELECT rule, value FROM meta.quarantine") == [("unknown_area", "Amager Nord")]
+    assert indicator(warehouse, "utryghed_andel", "bydel", "amager-vest", 2020)[0] == pytest.approx(12.0)
+    assert indicator(warehouse, "tryghed_andel", "bydel", "amager-oest", 2020)[0] == pytest.approx(83.5)
+    # the kommune's own survey never adds up with the police's: its kommune row stays apart
+    assert indicator(warehouse, "tryghed_andel", "kommune", "101", 2020) is None
+    assert query(warehouse, "SELECT count(*) FROM core.measures WHERE measure = 'kommune_tryghed_trygge'") == [(1,)]
+
+
+def test_plans_count_their_own_departments_in_every_year(paths):
+    """Schackenborgvænge (SAB 3) left before en-faelles-indsats-2021 started: in none of its years."""
+    landing, warehouse = paths
+    rows = [BOLIGORG_HEADER]
+    for year in (2018, 2022):
+        rows += [f"FOB;{n};{year};100;10;0;0;0;0;" for n in (23, 24, 26, 32, 34)]
+        rows += [f"BoligKorsør;{n};{year};100;10;0;0;0;0;" for n in (15, 21, 35)]
+        rows += [f"Slagelse Boligselskab;12;{year};100;10;0;0;0;0;", f"Slagelse Almennyttige Boligselskab;3;{year};100;50;0;0;0;0;"]
+    land(landing, "boligorg_afdelinger", "alle.csv", rows)
+    ingest_all(landing, warehouse)
+    # 2018: Ringparken counts SAB 3 (a member then), the new plan does not; slagelse-2017 does
+    assert indicator(warehouse, "fraflytningsprocent", "area", "ringparken", 2018)[1:] == (90.0, 500.0)
+    assert indicator(warehouse, "fraflytningsprocent", "plan", "en-faelles-indsats-2021", 2018)[1:] == (90.0, 900.0)
+    assert indicator(warehouse, "fraflytningsprocent", "plan", "slagelse-2017", 2018) is None  # Skælskør not delivered
+    assert indicator(warehouse, "fraflytningsprocent", "plan", "en-faelles-indsats-2021", 2022)[1:] == (90.0, 900.0)

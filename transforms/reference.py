@@ -21,8 +21,10 @@ TEXT, CODE, DATE = pl.Utf8, pl.Utf8, pl.Date
 REFERENCE_TABLES: dict[str, dict[str, pl.DataType]] = {
     "kommuner": {"kommune_code": CODE, "name": TEXT},
     "areas": {"area_id": TEXT, "name": TEXT, "kommune_code": CODE},
+    "bydele": {"bydel_id": TEXT, "name": TEXT, "kommune_code": CODE},
     "scope_aliases": {"alias": TEXT, "level": TEXT, "scope_id": TEXT},
-    "plans": {"plan_id": TEXT, "name": TEXT, "kommune_code": CODE, "start_date": DATE, "end_date": DATE},
+    "plans": {"plan_id": TEXT, "name": TEXT, "kommune_code": CODE, "start_date": DATE, "end_date": DATE,
+              "baseline_year": pl.Int32},
     "plan_areas": {"plan_id": TEXT, "area_id": TEXT},
     "departments": {"boligorganisation": TEXT, "afdeling": pl.Int64, "area_id": TEXT, "valid_from": DATE,
                     "valid_to": DATE, "note": TEXT},
@@ -32,8 +34,11 @@ REFERENCE_TABLES: dict[str, dict[str, pl.DataType]] = {
     "disclosure": {"setting": TEXT, "value": pl.Float64, "meaning": TEXT},
     "targets": {"plan_id": TEXT, "target_id": TEXT, "indicator": TEXT, "level": TEXT, "scope_id": TEXT, "rule": TEXT,
                 "target_value": pl.Float64, "reference_level": TEXT, "reference_scope_id": TEXT,
-                "baseline_year": pl.Int32, "first_year": pl.Int32, "last_year": pl.Int32, "description": TEXT},
+                "baseline_year": pl.Int32, "first_year": pl.Int32, "last_year": pl.Int32, "description": TEXT,
+                "reading": TEXT, "provisional": pl.Boolean, "source": TEXT, "data_source": TEXT},
 }
+# Columns a steward's older copy of a file may lack: read as empty.
+OPTIONAL_COLUMNS = {"plans": {"baseline_year"}, "targets": {"reading", "provisional", "source", "data_source"}}
 
 
 def _typed(column: str, dtype: pl.DataType) -> pl.Expr:
@@ -53,6 +58,8 @@ def read_reference_table(reference_dir: Path, name: str) -> pl.DataFrame:
     columns = REFERENCE_TABLES[name]
     try:
         frame = pl.read_csv(path, separator=";", infer_schema=False, encoding="utf8")
+        frame = frame.with_columns(pl.lit(None, dtype=pl.Utf8).alias(c) for c in OPTIONAL_COLUMNS.get(name, ())
+                                   if c not in frame.columns)
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             raise ReferenceDataError(f"reference file {path}: missing column(s) {', '.join(missing)}")
@@ -69,8 +76,8 @@ def check_reference_tables(reference_dir: Path) -> None:
 
 @dataclass(frozen=True)
 class Scope:
-    level: str  # area, kommune or national
-    scope_id: str | None  # area id, national level id; None for kommune (the row's own code)
+    level: str  # area, bydel, kommune or national
+    scope_id: str | None  # area, bydel or national level id; None for kommune (the row's own code)
 
 
 # A department counts for the area it belongs to on this day of the year (month, day); the warehouse's
@@ -83,6 +90,9 @@ class Reference:
     kommune_codes: frozenset[int]
     scopes_by_label: dict[str, Scope]  # normalized alias -> scope
     municipal_indicators: frozenset[str]  # what kommune_noegletal's Indikator may hold
+    activity_measures: frozenset[str]  # what the initiative's own records may count (indsats_registreringer)
+    plans_by_label: dict[str, str]  # normalized plan id or name -> plan id
+    plan_kommuner: dict[str, str]  # plan id -> kommune code
     organisations_by_label: dict[str, str]  # normalized name -> the spelling in departments.csv
     memberships: tuple[tuple[str, int, str, dt.date, dt.date | None], ...]  # (org key, afdeling, area, from, to)
 
@@ -103,9 +113,11 @@ def _load_reference(reference_dir: Path, stamp: tuple[float, ...]) -> Reference:
     aliases = read_reference_table(reference_dir, "scope_aliases")
     scopes = {normalize_label(row["alias"]): Scope(row["level"], row["scope_id"]) for row in aliases.iter_rows(named=True)}
     # An area's id and display name are always accepted, so aliases only list the variants.
-    for row in read_reference_table(reference_dir, "areas").iter_rows(named=True):
-        for label in (row["area_id"], row["name"]):
-            scopes.setdefault(normalize_label(label), Scope("area", row["area_id"]))
+    for level, table in (("area", "areas"), ("bydel", "bydele")):
+        for row in read_reference_table(reference_dir, table).iter_rows(named=True):
+            for label in (row[f"{level}_id"], row["name"]):
+                scopes.setdefault(normalize_label(label), Scope(level, row[f"{level}_id"]))
+    plans = read_reference_table(reference_dir, "plans")
     departments = read_reference_table(reference_dir, "departments")
     organisations = {normalize_label(name): name for name in departments["boligorganisation"]}
     indicators = read_reference_table(reference_dir, "indicators")
@@ -114,6 +126,10 @@ def _load_reference(reference_dir: Path, stamp: tuple[float, ...]) -> Reference:
         kommune_codes=frozenset(int(code) for code in kommuner["kommune_code"]),
         scopes_by_label=scopes,
         municipal_indicators=frozenset([*municipal, *POPULATION_MEASURES]),
+        activity_measures=frozenset(indicators.filter(pl.col("source") == "indsats_registreringer")["indicator"]),
+        plans_by_label={normalize_label(label): row["plan_id"] for row in plans.iter_rows(named=True)
+                        for label in (row["plan_id"], row["name"])},
+        plan_kommuner=dict(zip(plans["plan_id"], plans["kommune_code"])),
         organisations_by_label=organisations,
         memberships=tuple(
             (normalize_label(row["boligorganisation"]), row["afdeling"], row["area_id"], row["valid_from"], row["valid_to"])

@@ -13,6 +13,7 @@ the build with the model and example rows, and the published file stays as the l
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from graphlib import CycleError, TopologicalSorter
@@ -26,6 +27,7 @@ from transforms.sources import all_contracts
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 MEASURE_VIEW_PREFIX = "measures__"  # core views that feed core.measures
+_RELATION = re.compile(r"\b(?:core|marts)\.\w+")
 MEASURE_COLUMNS = "level, scope_id, kommune_code, year::INTEGER AS year, measure, value::DOUBLE AS value"
 
 
@@ -113,8 +115,14 @@ def all_models() -> tuple[Model, ...]:
         "Additive measures per level, scope and year from every source (union of the core.measures__<source> views).",
         "warehouse/materialize.py", depends_on=tuple(sorted(measure_views)), grain=("level", "scope_id", "year", "measure")))
     by_name = {m.name: m for m in models}
+    # a model depends on what it declares and on every model its SELECT names (a declaration's measures
+    # read core views without listing them)
+    referenced = {m.name: {name for name in _RELATION.findall(m.select) if name in by_name and name != m.name}
+                  for m in models}
     try:
-        order = TopologicalSorter({m.name: [d for d in m.depends_on if d in by_name] for m in models}).static_order()
+        # sorted, so the order is the same in every process (sets of strings iterate by hash)
+        order = TopologicalSorter({m.name: sorted({d for d in m.depends_on if d in by_name} | referenced[m.name])
+                                   for m in sorted(models, key=lambda m: m.name)}).static_order()
         return tuple(by_name[name] for name in order)
     except CycleError as cycle:
         raise ModelError(f"models depend on each other in a cycle: {' -> '.join(cycle.args[1])}") from cycle
@@ -126,7 +134,7 @@ def model_fingerprint(reference_dir: Path) -> str:
     for path in sorted(Path(reference_dir).glob("*.csv")):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
-    for model in all_models():
+    for model in sorted(all_models(), key=lambda m: m.name):
         digest.update(f"{model.name}\n{model.materialized}\n{model.select}".encode())
     return digest.hexdigest()
 
@@ -189,16 +197,17 @@ def _build(conn: duckdb.DuckDBPyConnection, model: Model) -> None:
 
 
 def materialize(warehouse: Path, reference_dir: Path, only_marts: bool = False) -> dict[str, int]:
-    """Rebuild ref tables, core views and marts tables in one transaction; returns mart row counts.
-    `only_marts` when the warehouse's ref tables and core views were built from the current reference
-    data and models (same model fingerprint) and only new deliveries changed."""
+    """Rebuild ref tables, core views and the model tables in one transaction; returns mart row counts.
+    `only_marts` when the warehouse's ref tables and views were built from the current reference data
+    and models (same model fingerprint) and only new deliveries changed: then the tables alone are
+    rebuilt (marts and the internal core.indicator_figures)."""
     with duckdb.connect(str(warehouse)) as conn:
         conn.execute("BEGIN TRANSACTION")
         try:
             if not only_marts:
                 load_reference_tables(conn, reference_dir)
             for model in all_models():
-                if model.schema == "marts" or not only_marts:
+                if model.materialized == "table" or not only_marts:  # views are current by definition
                     _build(conn, model)
             conn.execute("COMMIT")
         except BaseException:

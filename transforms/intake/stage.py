@@ -21,8 +21,10 @@ _DANISH_DECIMAL = r"^[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?$"
 _PLAIN_INT = r"^[+-]?\d+(\.0+)?$"
 _PLAIN_DECIMAL = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 _ISO_DATE = r"^\d{4}-\d{2}-\d{2}( 00:00:00)?$"
+_PERIOD = r"^\d{4}(-H[12]|-Q[1-4])?$"
 
-TYPE_WORDS = {"int": "a whole number", "decimal": "a number", "date": "a date YYYY-MM-DD"}
+TYPE_WORDS = {"int": "a whole number", "decimal": "a number", "date": "a date YYYY-MM-DD",
+              "period": "a year, half-year or quarter (2019, 2019-H1, 2019-Q3)"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,10 @@ def _typed(column: str, column_type: str, plain_numbers: bool) -> tuple[pl.Expr,
     text = _cleaned(column)
     if column_type == "text":
         return text, pl.lit(True)
+    if column_type == "period":
+        period = text.str.to_uppercase()
+        fits = period.str.contains(_PERIOD)
+        return pl.when(fits).then(period), fits
     if column_type == "date":
         fits = text.str.contains(_ISO_DATE)
         return text.str.slice(0, 10).str.strptime(pl.Date, "%Y-%m-%d", strict=False), fits
@@ -68,19 +74,29 @@ def _label_key_of(frame: pl.DataFrame, column: str) -> pl.Expr:
                                          default=None, return_dtype=pl.Utf8)
 
 
+def _plan_id(frame: pl.DataFrame, contract: Contract, reference: Reference) -> pl.Expr:
+    """The plan a row names, by id or name (NULL for an unknown plan)."""
+    return _label_key_of(frame, contract.plan_column).replace_strict(reference.plans_by_label, default=None,
+                                                                     return_dtype=pl.Utf8)
+
+
 def _scope_expressions(frame: pl.DataFrame, contract: Contract, reference: Reference) -> list[pl.Expr]:
-    """scope_level/scope_id from Område (`omraade_key` is the normalized text the suite checks)."""
+    """scope_level/scope_id from Område (`omraade_key` is the normalized text the suite checks). A source
+    reporting plans reads an empty Område as the whole plan; one without Kommunekode takes the plan's."""
     key = _label_key_of(frame, contract.scope_column)
     labels = reference.scopes_by_label
     level = key.replace_strict({k: s.level for k, s in labels.items()}, default=None, return_dtype=pl.Utf8)
     named_id = key.replace_strict({k: s.scope_id for k, s in labels.items()}, default=None, return_dtype=pl.Utf8)
-    kommune_code = pl.col("kommunekode").cast(pl.Utf8)
-    return [
-        key.alias("omraade_key"),
-        level.alias("scope_level"),
-        pl.when(level == "kommune").then(kommune_code).otherwise(named_id).alias("scope_id"),
-        kommune_code.alias("kommune_code"),
-    ]
+    if contract.plan_column:
+        kommune_code = pl.col("plan_id").replace_strict(reference.plan_kommuner, default=None, return_dtype=pl.Utf8)
+    else:
+        kommune_code = pl.col("kommunekode").cast(pl.Utf8)
+    scope_id = pl.when(level == "kommune").then(kommune_code).otherwise(named_id)
+    if "plan" in contract.levels:
+        whole_plan = pl.col(contract.scope_column).is_null()
+        level = pl.when(whole_plan).then(pl.lit("plan")).otherwise(level)
+        scope_id = pl.when(whole_plan).then(pl.col("plan_id")).otherwise(scope_id)
+    return [key.alias("omraade_key"), level.alias("scope_level"), scope_id.alias("scope_id"), kommune_code.alias("kommune_code")]
 
 
 def _department_expressions(frame: pl.DataFrame, contract: Contract, reference: Reference) -> list[pl.Expr]:
@@ -138,6 +154,8 @@ def stage_rows(raw: pl.DataFrame, contract: Contract, reference: Reference, plai
         problems.append(bad.select("line_number", pl.lit(f"type_{column.type}").alias("rule"),
                                    pl.lit(column.name).alias("column_name"), "value"))
     frame = checked.select("line_number", *names)
+    if contract.plan_column:
+        frame = frame.with_columns(_plan_id(frame, contract, reference).alias("plan_id"))
     if contract.scope_column:
         frame = frame.with_columns(_scope_expressions(frame, contract, reference))
     if contract.department_columns:

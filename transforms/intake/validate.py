@@ -92,6 +92,7 @@ def suite_parameters(reference: Reference, today: dt.date | None = None) -> dict
         "kommune_codes": sorted(reference.kommune_codes),
         "known_scopes": sorted(reference.scopes_by_label),
         "municipal_indicators": sorted(reference.municipal_indicators),
+        "activity_measures": sorted(reference.activity_measures),
     }
 
 

@@ -23,8 +23,9 @@ from typing import Literal
 
 import polars as pl
 
-ColumnType = Literal["text", "int", "decimal", "date"]
-SQL_TYPES = {"text": "VARCHAR", "int": "BIGINT", "decimal": "DOUBLE", "date": "DATE"}
+# period: a year, half-year or quarter as the initiative writes it (2019, 2019-H1, 2019-Q3)
+ColumnType = Literal["text", "int", "decimal", "date", "period"]
+SQL_TYPES = {"text": "VARCHAR", "int": "BIGINT", "decimal": "DOUBLE", "date": "DATE", "period": "VARCHAR"}
 
 
 def normalize_label(label: str) -> str:
@@ -99,6 +100,13 @@ def empty(rule: str, description: str, when: When) -> Check:
     return Check(rule, description, "expect_column_values_to_be_null", {}, when)
 
 
+def share(name: str, header: str, description: str, aliases: tuple[str, ...] = (), required: bool = True) -> Column:
+    """A survey share in per cent (0..100)."""
+    return Column(name, header, "decimal", description, aliases=aliases, required=required,
+                  required_description=f"{header} must be filled in",
+                  checks=(between("share_out_of_range", f"{header} must lie between 0 and 100", minimum=0, maximum=100),))
+
+
 def date_since_2000(header: str) -> Check:
     # dates reach the suite as yyyymmdd integers (intake/validate.py)
     return between("date_out_of_range", f"{header} must lie between 2000-01-01 and today",
@@ -154,8 +162,11 @@ class Contract:
     columns: tuple[Column, ...]
     # Columns whose values form the partition key; "year:<col>" / "month:<col>" derive it from a date.
     partition_by: tuple[str, ...]
-    # Levels Område may name (area, kommune, national); None: the source has no Område column.
+    # Levels Område may name (area, kommune, bydel, national; plan: Område empty for the whole plan);
+    # None: the source has no Område column.
     levels: tuple[str, ...] | None = ("area", "kommune")
+    # The column naming a plan (by id or name, reference plans.csv); staging resolves it to plan_id.
+    plan_column: str | None = None
     # (organisation, department number) columns that place a row in an area through reference data
     department_columns: tuple[str, str] | None = None
     formats: tuple[str, ...] = ("csv",)
@@ -182,6 +193,8 @@ class Contract:
         """SQL for the calendar year a staged row speaks for (År, or the year of its event date)."""
         if any(c.name == "aar" for c in self.columns):
             return "aar"
+        if period := next((c.name for c in self.columns if c.type == "period"), None):
+            return f"CAST(left({period}, 4) AS INTEGER)"
         dated = next(part.rpartition(":")[2] for part in self.partition_by if ":" in part)
         return f"year({dated})"
 
@@ -200,6 +213,8 @@ class Contract:
             columns |= SCOPE_KEYS
         if self.department_columns:
             columns |= ORGANISATION_KEY
+        if self.plan_column:
+            columns |= PLAN_KEY
         return columns | {c.name: (c.sql_type, f"{c.header}: {c.description}") for c in self.columns}
 
     def raw_columns(self) -> dict[str, tuple[str, str]]:
@@ -219,6 +234,7 @@ SCOPE_KEYS = {
     "kommune_code": ("VARCHAR", "Kommune code as text."),
 }
 ORGANISATION_KEY = {"organisation": ("VARCHAR", "The housing organisation as spelled in the reference data.")}
+PLAN_KEY = {"plan_id": ("VARCHAR", "Plan id resolved from the delivered plan id or name (ref.plans).")}
 
 
 @cache

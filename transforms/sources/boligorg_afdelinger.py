@@ -40,24 +40,34 @@ CONTRACT = Contract(
     partition_by=("organisation", "aar"),
     formats=("csv", "xlsx"),
     rule_columns={"tomgangsdage_max": pl.col("lejemaal") * _DAYS_IN_YEAR.dt.total_days()},
-    # Department figures summed per area and year, with the membership of the year
-    # (core.department_membership); an area-year needs every member department's row.
+    # Department figures summed per area and year with the membership of the year
+    # (core.department_membership), and per plan with the plan's own departments in every year
+    # (core.plan_departments, like for like); a scope-year needs every member department's row.
     measures_sql=f"""
-WITH department_figures AS (
-    SELECT m.area_id, m.kommune_code, m.year, f.lejemaal, f.fraflytninger, f.udsaettelser, f.tomgangsdage,
+WITH delivered_years AS (
+    SELECT DISTINCT aar AS year FROM staging.boligorg_afdelinger
+),
+members AS (
+    SELECT 'area' AS level, area_id AS scope_id, kommune_code, year, organisation, afdeling
+    FROM core.department_membership WHERE year IN (SELECT year FROM delivered_years)
+    UNION ALL
+    SELECT 'plan', d.plan_id, d.kommune_code, y.year, d.organisation, d.afdeling
+    FROM core.plan_departments AS d CROSS JOIN delivered_years AS y
+),
+department_figures AS (
+    SELECT m.level, m.scope_id, m.kommune_code, m.year, f.lejemaal, f.fraflytninger, f.udsaettelser, f.tomgangsdage,
            f.haervaerkssager, f.haervaerksudgift,
            f.lejemaal * datediff('day', make_date(m.year, 1, 1), make_date(m.year + 1, 1, 1)) AS lejemaal_dage
-    FROM core.department_membership AS m
+    FROM members AS m
     LEFT JOIN staging.boligorg_afdelinger AS f
       ON f.organisation = m.organisation AND f.afdeling = m.afdeling AND f.aar = m.year
-    WHERE m.year IN (SELECT DISTINCT aar FROM staging.boligorg_afdelinger)
 ),
-area_figures AS (
-    SELECT area_id, kommune_code, year, {", ".join(f"sum({f})::DOUBLE AS {f}" for f in _FIGURES)}
+scope_figures AS (
+    SELECT level, scope_id, kommune_code, year, {", ".join(f"sum({f})::DOUBLE AS {f}" for f in _FIGURES)}
     FROM department_figures
-    GROUP BY area_id, kommune_code, year
+    GROUP BY level, scope_id, kommune_code, year
     HAVING count(lejemaal) = count(*)
 )
-SELECT 'area' AS level, area_id AS scope_id, kommune_code, year, measure, value
-FROM (UNPIVOT area_figures ON {", ".join(_FIGURES)} INTO NAME measure VALUE value)""",
+SELECT level, scope_id, kommune_code, year, measure, value
+FROM (UNPIVOT scope_figures ON {", ".join(_FIGURES)} INTO NAME measure VALUE value)""",
 )

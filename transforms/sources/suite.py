@@ -22,6 +22,11 @@ _LEVEL_WORDS = {
     ("area", "kommune"): ("Område must name an area or Hele kommunen",
                           "Område must be a known area or alias (reference data), or Hele kommunen",
                           "This source reports areas and Hele kommunen only, not national levels"),
+    ("area", "kommune", "bydel"): ("Område must name a bydel, an area or Hele kommunen",
+                                   "Område must be a known bydel, area or alias (reference data), or Hele kommunen",
+                                   "This source reports bydele, areas and Hele kommunen only, not national levels"),
+    ("area", "plan"): ("", "Område must be a known area or alias (reference data), or empty for the whole plan",
+                       "Område is an area of the plan or empty (the whole plan)"),
     ("area", "kommune", "national"): ("Område must name an area, Hele kommunen, Landsplan or SUB-gennemsnit",
                                       "Område must be a known area or alias (reference data), Hele kommunen, "
                                       "Landsplan or SUB-gennemsnit", ""),

@@ -27,15 +27,21 @@ def _row_filter(conn, source: str, level: str, scope_id: str, year: int) -> tupl
     """SQL condition (and parameters) selecting a source's staged rows that feed one scope and year."""
     contract = contract_for(source)
     year_condition = f"{contract.year_sql} = ?"
+    if contract.department_columns and level == "plan":  # like for like: the plan's own departments
+        return (f"{year_condition} AND (organisation, afdeling) IN (SELECT (organisation, afdeling) "
+                "FROM core.plan_departments WHERE plan_id = ?)", [year, scope_id])
     if level in ("area", "plan"):
         areas = [scope_id] if level == "area" else [a for (a,) in conn.execute(
             "SELECT area_id FROM ref.plan_areas WHERE plan_id = ?", [scope_id]).fetchall()]
         if contract.department_columns:
             return (f"{year_condition} AND (organisation, afdeling) IN (SELECT (organisation, afdeling) "
                     "FROM core.department_membership WHERE list_contains(?, area_id) AND year = ?)", [year, areas, year])
+        if "plan" in (contract.levels or ()):  # own records: the plan's own rows, or its areas'
+            return (f"{year_condition} AND ((scope_level = 'plan' AND scope_id = ?) "
+                    "OR (scope_level = 'area' AND list_contains(?, scope_id)))", [year, scope_id, areas])
         return f"{year_condition} AND scope_level = 'area' AND list_contains(?, scope_id)", [year, areas]
-    if level == "national":
-        return f"{year_condition} AND scope_level = 'national' AND scope_id = ?", [year, scope_id]
+    if level in ("national", "bydel"):
+        return f"{year_condition} AND scope_level = ? AND scope_id = ?", [year, level, scope_id]
     has_total_rows = conn.execute(f"SELECT count(*) FROM {contract.staging_table} WHERE scope_level = 'kommune' "
                                   "AND scope_id = ?", [scope_id]).fetchall()[0][0]
     if has_total_rows:  # a `Hele kommunen` row

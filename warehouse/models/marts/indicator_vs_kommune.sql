@@ -13,9 +13,9 @@ columns:
   kommune_code: Kommune the area or plan lies in.
   kommune_value: The same indicator for the whole kommune (Hele kommunen); NULL where none.
   national_value: The same indicator for Landsplan; NULL where none.
-  difference: value - kommune_value.
-  ratio: value / kommune_value.
-  better_than_kommune: Whether value beats the kommune by the indicator's direction; NULL when either side is NULL.
+  difference: value - kommune_value; NULL for counts (a count is not comparable with the whole kommune's).
+  ratio: value / kommune_value; NULL for counts.
+  better_than_kommune: Whether value beats the kommune by the indicator's direction; NULL when either side is NULL, and for counts (only rates and shares are compared).
   unit: pct, per_1000, count, grade or kr.
   suppressed: True when the value is hidden by disclosure control.
 audits:
@@ -48,9 +48,12 @@ SELECT
     l.kommune_code,
     k.value AS kommune_value,
     n.value AS national_value,
-    l.value - k.value AS difference,
-    l.value / nullif(k.value, 0) AS ratio,
-    CASE i.direction WHEN 'lower' THEN l.value < k.value WHEN 'higher' THEN l.value > k.value END
+    -- a count of the area (70 vandalism reports) says nothing beside the whole kommune's count (598):
+    -- only rates and shares are held against the kommune
+    CASE WHEN i.unit <> 'count' THEN l.value - k.value END AS difference,
+    CASE WHEN i.unit <> 'count' THEN l.value / nullif(k.value, 0) END AS ratio,
+    CASE WHEN i.unit = 'count' THEN NULL
+         WHEN i.direction = 'lower' THEN l.value < k.value WHEN i.direction = 'higher' THEN l.value > k.value END
         AS better_than_kommune,
     l.unit,
     l.suppressed

@@ -1,0 +1,88 @@
+/*
+name: core.indicator_figures
+materialized: table
+description: >-
+  Every catalog indicator (ref.indicators) at every level with data, before disclosure control: the
+  value with its numerator and denominator, and whether disclosure control hides it. Rates combine
+  areas by summing numerators and denominators; a plan figure needs every one of the plan's areas,
+  unless a source delivers the measure for the plan as such (housing, like for like: only the plan's
+  departments; own records). Where a source delivers only the rate (no weights), it is taken as
+  delivered. Internal: marts.indicator_values publishes it with small cells hidden; target verdicts
+  are judged on it.
+depends_on: [core.measures, ref.indicators, ref.plan_areas, ref.disclosure]
+grain: [indicator, level, scope_id, year]
+audits:
+  not_null: [indicator, level, scope_id, year, unit, suppressed]
+  accepted_values: {level: [area, plan, kommune, bydel, national]}
+  relationships: {indicator: ref.indicators.indicator}
+*/
+WITH plan_sizes AS (
+    SELECT plan_id, count(*) AS area_count FROM ref.plan_areas GROUP BY plan_id
+),
+additive_measures AS (
+    -- everything but rates delivered ready-made (e.g. the national survey rows), which do not add up
+    SELECT * FROM core.measures
+    WHERE measure NOT IN (SELECT delivered_measure FROM ref.indicators WHERE delivered_measure IS NOT NULL)
+),
+delivered_for_plans AS (
+    -- measures a source delivers for a plan as such (housing like for like, own records): never summed from areas
+    SELECT DISTINCT measure, scope_id AS plan_id FROM core.measures WHERE level = 'plan'
+),
+plan_measures AS (
+    SELECT m.measure, 'plan' AS level, pa.plan_id AS scope_id, m.year, sum(m.value) AS value
+    FROM additive_measures AS m
+    JOIN ref.plan_areas AS pa ON m.level = 'area' AND m.scope_id = pa.area_id
+    JOIN plan_sizes AS ps ON ps.plan_id = pa.plan_id
+    WHERE NOT EXISTS (SELECT 1 FROM delivered_for_plans AS d WHERE d.measure = m.measure AND d.plan_id = pa.plan_id)
+    GROUP BY m.measure, pa.plan_id, m.year, ps.area_count
+    HAVING count(DISTINCT m.scope_id) = ps.area_count
+),
+scoped_measures AS (
+    SELECT measure, level, scope_id, year, value FROM core.measures
+    UNION ALL
+    SELECT measure, level, scope_id, year, value FROM plan_measures
+),
+indicator_scopes AS (
+    SELECT DISTINCT i.indicator, m.level, m.scope_id, m.year
+    FROM ref.indicators AS i
+    JOIN scoped_measures AS m ON m.measure IN (i.numerator_measure, i.delivered_measure)
+),
+indicator_inputs AS (
+    SELECT s.indicator, s.level, s.scope_id, s.year, i.unit, i.scale, i.denominator_measure, i.person_based,
+           n.value AS numerator, d.value AS denominator, v.value AS delivered_value
+    FROM indicator_scopes AS s
+    JOIN ref.indicators AS i
+      ON i.indicator = s.indicator AND list_contains(string_split(i.levels, ','), s.level)
+    LEFT JOIN scoped_measures AS n
+        ON n.measure = i.numerator_measure AND n.level = s.level AND n.scope_id = s.scope_id AND n.year = s.year
+    LEFT JOIN scoped_measures AS d
+        ON d.measure = i.denominator_measure AND d.level = s.level AND d.scope_id = s.scope_id AND d.year = s.year
+    LEFT JOIN scoped_measures AS v
+        ON v.measure = i.delivered_measure AND v.level = s.level AND v.scope_id = s.scope_id AND v.year = s.year
+),
+disclosure AS (
+    SELECT max(value) FILTER (WHERE setting = 'min_denominator') AS min_denominator,
+           max(value) FILTER (WHERE setting = 'small_numerator_min') AS small_numerator_min,
+           max(value) FILTER (WHERE setting = 'small_numerator_max') AS small_numerator_max
+    FROM ref.disclosure
+),
+checked AS (
+    -- person-based figures of small groups are hidden (ref.disclosure); numerator and denominator too,
+    -- or the value could be recomputed from them
+    SELECT x.*, coalesce(x.person_based AND (x.denominator < d.min_denominator
+                     OR x.numerator BETWEEN d.small_numerator_min AND d.small_numerator_max), false) AS suppressed
+    FROM indicator_inputs AS x CROSS JOIN disclosure AS d
+)
+SELECT
+    indicator,
+    level,
+    scope_id,
+    year::INTEGER AS year,
+    CASE WHEN numerator IS NULL THEN delivered_value
+         WHEN denominator_measure IS NULL THEN numerator
+         WHEN denominator > 0 THEN scale * numerator / denominator END AS value,
+    numerator,
+    denominator,
+    unit,
+    suppressed
+FROM checked
