@@ -93,3 +93,43 @@ def test_development_against_the_kommune_compares_rates_only(golden_warehouse):
         # counts are never held against the whole kommune's counts
         assert conn.execute("""SELECT count(*) FROM marts.indicator_vs_kommune
                                WHERE unit = 'count' AND better_than_kommune IS NOT NULL""").fetchall() == [(0,)]
+
+
+def test_no_hidden_cell_comes_back_as_the_difference_of_two_published_figures(golden_warehouse):
+    """Complementary suppression: for every hidden person-based cell, no two published figures of the same
+    indicator, year and kommune differ by exactly its numerator and denominator (nor equal it)."""
+    with duckdb.connect(str(golden_warehouse), read_only=True) as conn:
+        cells = conn.execute("""
+            WITH kommuner AS (
+                SELECT 'area' AS level, area_id AS scope_id, kommune_code FROM ref.areas
+                UNION ALL SELECT 'plan', plan_id, kommune_code FROM ref.plans
+                UNION ALL SELECT 'bydel', bydel_id, kommune_code FROM ref.bydele)
+            SELECT f.indicator, f.year, CASE f.level WHEN 'kommune' THEN f.scope_id ELSE k.kommune_code END,
+                   f.level || ' ' || f.scope_id, round(f.numerator, 6), round(f.denominator, 6), v.suppressed, v.suppression
+            FROM core.indicator_figures AS f
+            JOIN marts.indicator_values AS v USING (indicator, level, scope_id, year)
+            JOIN ref.indicators AS i USING (indicator)
+            LEFT JOIN kommuner AS k ON k.level = f.level AND k.scope_id = f.scope_id
+            WHERE i.person_based AND f.numerator IS NOT NULL""").fetchall()
+    groups = {}
+    for indicator, year, kommune, scope, numerator, denominator, suppressed, suppression in cells:
+        groups.setdefault((indicator, year, kommune), []).append((scope, numerator, denominator, suppressed))
+    hidden_total = 0
+    for key, group in groups.items():
+        published = [(n, d) for _, n, d, s in group if not s]
+        for scope, numerator, denominator, suppressed in group:
+            if not suppressed:
+                continue
+            hidden_total += 1
+            for a_n, a_d in published:
+                assert (a_n, a_d) != (numerator, denominator), f"{key} {scope} published as is"
+                for b_n, b_d in published:
+                    same_denominator = denominator is None or (a_d is not None and b_d is not None
+                                                               and round(a_d - b_d, 6) == denominator)
+                    assert not (round(a_n - b_n, 6) == numerator and same_denominator), f"{key} {scope} = A - B"
+    assert hidden_total >= 20  # the golden data has small cells to protect
+    with duckdb.connect(str(golden_warehouse), read_only=True) as conn:
+        # Skælskør's 10 of 15 pupils (2018): slagelse-2017 minus en-faelles-indsats-2021 would give them back
+        assert conn.execute("""SELECT scope_id, suppression FROM marts.indicator_values
+            WHERE indicator = 'uddannelsesparat_9kl_andel' AND year = 2018 AND suppressed ORDER BY 1""").fetchall() == [
+            ("skaelskoer", "primary"), ("slagelse-2017", "complementary")]

@@ -143,10 +143,10 @@ def test_every_public_table_and_column_is_described(paths):
     ingest_all(landing, warehouse)
     undocumented = query(warehouse, """
         SELECT schema_name || '.' || table_name || '.' || column_name FROM duckdb_columns()
-        WHERE schema_name IN ('marts', 'meta', 'staging', 'raw') AND (comment IS NULL OR comment = '')""")
+        WHERE schema_name IN ('marts', 'meta', 'staging', 'raw', 'ref') AND (comment IS NULL OR comment = '')""")
     assert undocumented == []
     assert query(warehouse, """SELECT count(*) FROM duckdb_tables()
-        WHERE schema_name IN ('marts', 'meta', 'staging', 'raw') AND (comment IS NULL OR comment = '')""") == [(0,)]
+        WHERE schema_name IN ('marts', 'meta', 'staging', 'raw', 'ref') AND (comment IS NULL OR comment = '')""") == [(0,)]
 
 
 def test_a_corrected_delivery_closes_the_quarantined_rows_of_the_partitions_it_replaces(paths):

@@ -236,3 +236,17 @@ def test_rising_falling_readings_and_development_against_the_kommune(paths, tmp_
     assert query(warehouse, "SELECT DISTINCT year FROM marts.target_status WHERE target_id = 'before'") == [(2018,)]
     assert query(warehouse, """SELECT round(change, 1), round(kommune_change, 1), developed_better_than_kommune
         FROM marts.development_vs_kommune WHERE scope_id = 'motalavej' AND year = 2018""") == [(20.0, 5.0, True)]
+
+
+def test_a_sum_of_grades_is_not_a_head_count(paths):
+    """The small-numerator rule counts persons; a sum of grades of 25 pupils is published, 12 pupils are not."""
+    landing, warehouse = paths
+    land(landing, "kommune_noegletal", "n.csv", [
+        NOEGLETAL_HEADER,
+        "2018;330;Motalavej;karakter_9kl_gns;4;25",  # 25 pupils, grades summing to 4
+        "2018;330;Sydbyen;karakter_9kl_gns;70;12",  # 12 pupils: too few
+    ])
+    ingest_all(landing, warehouse)
+    assert query(warehouse, """SELECT scope_id, value, suppression FROM marts.indicator_values
+        WHERE indicator = 'karakter_9kl_gns' AND level = 'area' ORDER BY 1""") == [
+        ("motalavej", 4 / 25, None), ("sydbyen", None, "primary")]

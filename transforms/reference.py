@@ -16,26 +16,83 @@ from transforms.sources.kommune_noegletal import POPULATION_MEASURES
 
 DEFAULT_REFERENCE_DIR = Path(__file__).resolve().parents[1] / "warehouse" / "reference"
 
-# file stem -> its columns and their types
 TEXT, CODE, DATE = pl.Utf8, pl.Utf8, pl.Date
-REFERENCE_TABLES: dict[str, dict[str, pl.DataType]] = {
-    "kommuner": {"kommune_code": CODE, "name": TEXT},
-    "areas": {"area_id": TEXT, "name": TEXT, "kommune_code": CODE},
-    "bydele": {"bydel_id": TEXT, "name": TEXT, "kommune_code": CODE},
-    "scope_aliases": {"alias": TEXT, "level": TEXT, "scope_id": TEXT},
-    "plans": {"plan_id": TEXT, "name": TEXT, "kommune_code": CODE, "start_date": DATE, "end_date": DATE,
-              "baseline_year": pl.Int32},
-    "plan_areas": {"plan_id": TEXT, "area_id": TEXT},
-    "departments": {"boligorganisation": TEXT, "afdeling": pl.Int64, "area_id": TEXT, "valid_from": DATE,
-                    "valid_to": DATE, "note": TEXT},
-    "indicators": {"indicator": TEXT, "definition": TEXT, "unit": TEXT, "direction": TEXT, "source": TEXT,
-                   "numerator_measure": TEXT, "denominator_measure": TEXT, "scale": pl.Float64,
-                   "delivered_measure": TEXT, "person_based": pl.Boolean, "levels": TEXT},
-    "disclosure": {"setting": TEXT, "value": pl.Float64, "meaning": TEXT},
-    "targets": {"plan_id": TEXT, "target_id": TEXT, "indicator": TEXT, "level": TEXT, "scope_id": TEXT, "rule": TEXT,
-                "target_value": pl.Float64, "reference_level": TEXT, "reference_scope_id": TEXT,
-                "baseline_year": pl.Int32, "first_year": pl.Int32, "last_year": pl.Int32, "description": TEXT,
-                "reading": TEXT, "provisional": pl.Boolean, "source": TEXT, "data_source": TEXT},
+
+
+@dataclass(frozen=True)
+class ReferenceTable:
+    description: str
+    columns: dict[str, tuple[pl.DataType, str]]  # column -> (type, description)
+
+
+# file stem -> what it holds; ref.<stem> in the warehouse carries these descriptions
+REFERENCE_TABLES: dict[str, ReferenceTable] = {
+    "kommuner": ReferenceTable("The 98 Danish kommuner.", {
+        "kommune_code": (CODE, "Kommune code as text, e.g. 330 (Slagelse), 101 (København)."),
+        "name": (TEXT, "The kommune's name.")}),
+    "areas": ReferenceTable("Boligområder (areas) the plans cover.", {
+        "area_id": (TEXT, "Area id used in every table, e.g. motalavej."),
+        "name": (TEXT, "The area's display name."),
+        "kommune_code": (CODE, "Kommune the area lies in.")}),
+    "bydele": ReferenceTable("A kommune's districts (bydele), the level of its own safety survey.", {
+        "bydel_id": (TEXT, "Bydel id, e.g. amager-oest."),
+        "name": (TEXT, "The bydel's name as the kommune writes it, e.g. Amager Øst."),
+        "kommune_code": (CODE, "Kommune the bydel lies in.")}),
+    "scope_aliases": ReferenceTable("Spellings senders use for areas, bydele, Hele kommunen and the national levels.", {
+        "alias": (TEXT, "A spelling as delivered in Område (compared case-insensitively)."),
+        "level": (TEXT, "area, bydel, kommune or national."),
+        "scope_id": (TEXT, "The id it stands for; empty for Hele kommunen (the row's own kommune).")}),
+    "plans": ReferenceTable("Boligsociale helhedsplaner and their periods.", {
+        "plan_id": (TEXT, "Plan id used in every table, e.g. slagelse-2017."),
+        "name": (TEXT, "The plan's name (senders may use it instead of the id)."),
+        "kommune_code": (CODE, "Kommune of the plan."),
+        "start_date": (DATE, "First day of the plan; its own years start with the first whole year."),
+        "end_date": (DATE, "Last day of the plan."),
+        "baseline_year": (pl.Int32, "Year the plan's development is measured from (LBF's rule); default the year before it starts.")}),
+    "plan_areas": ReferenceTable("Which areas each plan covers.", {
+        "plan_id": (TEXT, "Plan id."),
+        "area_id": (TEXT, "Area id.")}),
+    "departments": ReferenceTable("Housing departments (boligorganisation, afdeling) and the area each belongs to, with validity.", {
+        "boligorganisation": (TEXT, "The housing organisation as spelled here (senders' spellings are matched to it)."),
+        "afdeling": (pl.Int64, "Department number."),
+        "area_id": (TEXT, "Area the department belongs to while valid."),
+        "valid_from": (DATE, "First day of membership."),
+        "valid_to": (DATE, "Last day of membership; empty while it lasts."),
+        "note": (TEXT, "Free text, e.g. a department's name or why it left.")}),
+    "indicators": ReferenceTable("The indicator catalog: what each indicator means and how it is computed.", {
+        "indicator": (TEXT, "Catalog id used in every mart."),
+        "definition": (TEXT, "What the indicator measures."),
+        "unit": (TEXT, "pct, per_1000, count, grade or kr."),
+        "direction": (TEXT, "higher or lower: which way is better."),
+        "source": (TEXT, "The source (landing folder) that delivers its measures."),
+        "numerator_measure": (TEXT, "Measure (core.measures) summed as numerator."),
+        "denominator_measure": (TEXT, "Measure summed as denominator; empty for counts."),
+        "scale": (pl.Float64, "Factor applied to numerator / denominator (100 for pct, 1000 for per_1000)."),
+        "delivered_measure": (TEXT, "Measure holding a rate delivered ready-made (no weights), used where there is no numerator."),
+        "person_based": (pl.Boolean, "Whether it describes persons, so that disclosure control applies (ref.disclosure)."),
+        "levels": (TEXT, "Levels it is published at, comma-separated.")}),
+    "disclosure": ReferenceTable("Disclosure control settings for person-based indicators.", {
+        "setting": (TEXT, "min_denominator, small_numerator_min or small_numerator_max."),
+        "value": (pl.Float64, "The setting's value."),
+        "meaning": (TEXT, "What it means.")}),
+    "targets": ReferenceTable("The agreements' targets (succeskriterier), each with the section it comes from.", {
+        "plan_id": (TEXT, "Plan whose agreement sets the target."),
+        "target_id": (TEXT, "Target id within the plan, numbered as in the agreement."),
+        "indicator": (TEXT, "Catalog id that measures it; empty when no source delivers the measure yet."),
+        "level": (TEXT, "area, plan or bydel."),
+        "scope_id": (TEXT, "Area, plan or bydel id."),
+        "rule": (TEXT, "How it is judged (marts.target_status.rule)."),
+        "target_value": (pl.Float64, "Threshold, or the yearly change (-0.10 is 10 % down) for change rules."),
+        "reference_level": (TEXT, "Level of the reference value for above_reference."),
+        "reference_scope_id": (TEXT, "Scope of the reference value for above_reference, e.g. sub."),
+        "baseline_year": (pl.Int32, "Baseline year of baseline and change rules (and the reference year, see reading)."),
+        "first_year": (pl.Int32, "First year judged (within the plan's own years)."),
+        "last_year": (pl.Int32, "Last year judged."),
+        "description": (TEXT, "The target in the agreement's words."),
+        "reading": (TEXT, "The reading in force where the agreement leaves a choice: for above_reference baseline_year or same_year."),
+        "provisional": (pl.Boolean, "True when the agreement leaves the target to be set later."),
+        "source": (TEXT, "Document and section of the agreement (seeds), e.g. 003 §5.2."),
+        "data_source": (TEXT, "The data source the agreement names.")}),
 }
 # Columns a steward's older copy of a file may lack: read as empty.
 OPTIONAL_COLUMNS = {"plans": {"baseline_year"}, "targets": {"reading", "provisional", "source", "data_source"}}
@@ -55,7 +112,7 @@ class ReferenceDataError(Exception):
 
 def read_reference_table(reference_dir: Path, name: str) -> pl.DataFrame:
     path = Path(reference_dir) / f"{name}.csv"
-    columns = REFERENCE_TABLES[name]
+    columns = {column: dtype for column, (dtype, _) in REFERENCE_TABLES[name].columns.items()}
     try:
         frame = pl.read_csv(path, separator=";", infer_schema=False, encoding="utf8")
         frame = frame.with_columns(pl.lit(None, dtype=pl.Utf8).alias(c) for c in OPTIONAL_COLUMNS.get(name, ())

@@ -13,7 +13,9 @@ the build with the model and example rows, and the published file stays as the l
 from __future__ import annotations
 
 import hashlib
+import inspect
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from graphlib import CycleError, TopologicalSorter
@@ -24,6 +26,7 @@ import yaml
 
 from transforms.reference import REFERENCE_TABLES, read_reference_table
 from transforms.sources import all_contracts
+from warehouse import disclosure
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 MEASURE_VIEW_PREFIX = "measures__"  # core views that feed core.measures
@@ -46,6 +49,9 @@ class Model:
     grain: tuple[str, ...] = ()
     columns: dict[str, str] = field(default_factory=dict)  # column -> description
     audits: dict = field(default_factory=dict)  # not_null, accepted_values, relationships
+    # a model that is Python, not SQL: build(conn) creates the table (select then holds its source, so
+    # the fingerprint changes with the code)
+    build: Callable[[duckdb.DuckDBPyConnection], None] | None = None
 
     @property
     def schema(self) -> str:
@@ -114,6 +120,13 @@ def all_models() -> tuple[Model, ...]:
         "core.measures", "\nUNION ALL\n".join(f"SELECT {MEASURE_COLUMNS} FROM {v}" for v in sorted(measure_views)), "view",
         "Additive measures per level, scope and year from every source (union of the core.measures__<source> views).",
         "warehouse/materialize.py", depends_on=tuple(sorted(measure_views)), grain=("level", "scope_id", "year", "measure")))
+    models.append(Model(
+        "core.disclosure", inspect.getsource(disclosure), "table",
+        "Disclosure control per cell of core.indicator_figures: primary (the rule in ref.disclosure) or "
+        "complementary (hidden so that no difference of two published figures gives a hidden one back).",
+        "warehouse/disclosure.py", depends_on=("core.indicator_figures", "ref.indicators"),
+        grain=("indicator", "level", "scope_id", "year"), build=disclosure.build_disclosure,
+        audits={"accepted_values": {"suppression": ["primary", "complementary"]}}))
     by_name = {m.name: m for m in models}
     # a model depends on what it declares and on every model its SELECT names (a declaration's measures
     # read core views without listing them)
@@ -140,12 +153,14 @@ def model_fingerprint(reference_dir: Path) -> str:
 
 
 def load_reference_tables(conn: duckdb.DuckDBPyConnection, reference_dir: Path) -> None:
-    for name in REFERENCE_TABLES:
+    for name, table in REFERENCE_TABLES.items():
         frame = read_reference_table(reference_dir, name)
         conn.register("reference_frame", frame)
         conn.execute(f"CREATE OR REPLACE TABLE ref.{name} AS SELECT * FROM reference_frame")
         conn.unregister("reference_frame")
-        conn.execute(f"COMMENT ON TABLE ref.{name} IS 'Reference data from {name}.csv (steward-editable).'")
+        conn.execute(f"COMMENT ON TABLE ref.{name} IS {_quote(f'{table.description} Reference data from {name}.csv (steward-editable).')}")
+        for column, (_, description) in table.columns.items():
+            conn.execute(f"COMMENT ON COLUMN ref.{name}.{column} IS {_quote(description)}")
 
 
 def _failing_rows(conn: duckdb.DuckDBPyConnection, model: Model) -> list[tuple[str, str]]:
@@ -175,7 +190,10 @@ def _failing_rows(conn: duckdb.DuckDBPyConnection, model: Model) -> list[tuple[s
 
 def _build(conn: duckdb.DuckDBPyConnection, model: Model) -> None:
     try:
-        conn.execute(model.create_sql())
+        if model.build:
+            model.build(conn)
+        else:
+            conn.execute(model.create_sql())
     except duckdb.Error as error:
         raise ModelError(f"model {model.name} ({model.origin}): {str(error).splitlines()[0]}") from error
     kind = "TABLE" if model.materialized == "table" else "VIEW"

@@ -67,10 +67,11 @@ disclosure AS (
     FROM ref.disclosure
 ),
 checked AS (
-    -- person-based figures of small groups are hidden (ref.disclosure); numerator and denominator too,
-    -- or the value could be recomputed from them
+    -- person-based figures of small groups are hidden (ref.disclosure; primary suppression)
+    -- the small-numerator rule counts persons: a sum of grades or kroner is no head count
     SELECT x.*, coalesce(x.person_based AND (x.denominator < d.min_denominator
-                     OR x.numerator BETWEEN d.small_numerator_min AND d.small_numerator_max), false) AS suppressed
+                     OR (x.unit NOT IN ('grade', 'kr') AND x.numerator BETWEEN d.small_numerator_min AND d.small_numerator_max)),
+                     false) AS suppressed
     FROM indicator_inputs AS x CROSS JOIN disclosure AS d
 )
 SELECT

@@ -8,7 +8,7 @@ description: >-
   the unsuppressed value, and says so; a year without a value is not evaluable: met is NULL and note
   says why. yearly_change compares with the latest earlier year that has a value, compounding over
   skipped years.
-depends_on: [core.indicator_figures, marts.development_vs_kommune, ref.targets, ref.indicators, ref.plans]
+depends_on: [core.indicator_figures, marts.indicator_values, marts.development_vs_kommune, ref.targets, ref.indicators, ref.plans]
 grain: [plan_id, target_id, scope_id, year]
 columns:
   plan_id: Plan whose agreement sets the target.
@@ -56,7 +56,7 @@ evaluated AS (
         ty.*,
         i.direction,
         actual.value AS actual_value,
-        coalesce(actual.suppressed, false) AS actual_suppressed,
+        coalesce(published.suppressed, false) AS actual_suppressed,
         reference.value AS reference_value,
         baseline.value AS baseline_value,
         previous.year AS previous_year,
@@ -69,6 +69,9 @@ evaluated AS (
     LEFT JOIN core.indicator_figures AS actual
         ON actual.indicator = ty.indicator AND actual.level = ty.level AND actual.scope_id = ty.scope_id
        AND actual.year = ty.year
+    LEFT JOIN marts.indicator_values AS published
+        ON published.indicator = ty.indicator AND published.level = ty.level AND published.scope_id = ty.scope_id
+       AND published.year = ty.year
     LEFT JOIN core.indicator_figures AS reference
         ON reference.indicator = ty.indicator AND reference.level = ty.reference_level
        AND reference.scope_id = ty.reference_scope_id AND reference.year = ty.reference_year
