@@ -63,6 +63,7 @@ def nothing_new(landing: Path, warehouse: Path, reference_dir: Path | None) -> s
     from transforms.ledger.deliveries import LedgerSnapshot, plan_deliveries
     from transforms.ledger.runs import RunSummary
     from transforms.reference import DEFAULT_REFERENCE_DIR
+    from warehouse.build import published_is_current
     from warehouse.materialize import model_fingerprint
 
     landing_dir, warehouse_file = Path(landing).resolve(), Path(warehouse).resolve()
@@ -72,6 +73,8 @@ def nothing_new(landing: Path, warehouse: Path, reference_dir: Path | None) -> s
         if ledger.model_fingerprint is None or ledger.model_fingerprint != model_fingerprint(reference):
             return None
         if plan_deliveries(landing_dir, ledger):
+            return None
+        if not published_is_current(warehouse_file):  # the flow's writer publishes it again
             return None
     except Exception:  # noqa: BLE001 - the flow will meet the same problem and say what it is
         return None

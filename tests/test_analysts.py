@@ -47,7 +47,13 @@ def test_export_writes_the_marts_as_parquet(demo_warehouse, tmp_path, capsys):
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert written == ["marts.development_vs_kommune.parquet", "marts.indicator_values.parquet",
                        "marts.indicator_vs_kommune.parquet", "marts.target_status.parquet",
-                       "marts.targets_without_data.parquet", "ref.indicators.parquet", "ref.targets.parquet"]
+                       "marts.targets_without_data.parquet", "meta.deliveries.parquet", "meta.partitions.parquet",
+                       "meta.quarantine.parquet", "meta.runs.parquet", "ref.indicators.parquet", "ref.targets.parquet"]
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(tmp_path / "out" / "marts.indicator_values.parquet")
+    assert schema.field("suppressed").metadata[b"description"].startswith(b"True when disclosure control hides")
+    assert schema.metadata[b"description"].startswith(b"One row per (indicator, level, scope_id, year)")
     with duckdb.connect(str(demo_warehouse), read_only=True) as conn:
         expected = conn.execute("SELECT count(*) FROM marts.indicator_values").fetchall()
         exported = conn.execute(f"SELECT count(*) FROM '{tmp_path / 'out' / 'marts.indicator_values.parquet'}'").fetchall()

@@ -14,6 +14,8 @@ import duckdb
 import pytest
 from conftest import REPO, SIGTELSER_HEADER, sigtelser_year, write_extract
 
+from warehouse.files import internal_file
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -121,6 +123,7 @@ def test_a_burst_of_landed_files_is_ingested_and_materialized_once(stack):
         assert conn.execute("""SELECT year, value, numerator FROM marts.indicator_values
             WHERE indicator = 'afgoerelser_pr_1000' AND scope_id = 'motalavej' ORDER BY year""").fetchall() == [
             (2016, None, 45.0), (2017, None, 45.0), (2018, None, 45.0)]
+    with duckdb.connect(str(internal_file(warehouse)), read_only=True) as conn:  # the internal layers
         assert conn.execute("SELECT count(DISTINCT aar) FROM staging.politi_sigtelser").fetchall() == [(3,)]
 
     registered = deployments(stack)

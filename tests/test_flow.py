@@ -18,6 +18,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from flows.pipeline import run_pipeline
 from transforms.reference import DEFAULT_REFERENCE_DIR, ReferenceDataError
+from warehouse.files import internal_file
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -127,7 +128,7 @@ def test_quarantine_retry_flow_releases_rows_after_a_reference_fix_and_republish
 
     assert [(o.file_name, o.released_rows, o.still_open_rows) for o in outcomes] == [("n.csv", 1, 0)]
     assert query(warehouse, "SELECT status FROM meta.quarantine") == [("released",)]
-    assert query(warehouse, "SELECT scope_id, taeller FROM staging.kommune_noegletal ORDER BY 1") == [
+    assert query(internal_file(warehouse), "SELECT scope_id, taeller FROM staging.kommune_noegletal ORDER BY 1") == [
         ("motalavej", 1500.0), ("sydbyen", 1350.0)]
     assert query(warehouse, "SELECT status, rows_loaded, rows_quarantined FROM meta.deliveries") == [("loaded", 2, 0)]
     assert not (tmp_path / ".w.duckdb.building").exists()

@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 
 from transforms.ledger.runs import RunSummary, record_run
+from warehouse.files import PUBLISHED_SCHEMAS, internal_file, internal_path
 from warehouse.load import ensure_schema
 
 
@@ -62,19 +63,76 @@ def spill_dir(build: Path) -> Path:
 
 
 def _remove_build(build: Path) -> None:
-    """The build, its write-ahead log (DuckDB would replay a stale one into a fresh copy) and its spill."""
+    """The build, its write-ahead log (DuckDB would replay a stale one into a fresh copy), its spill and
+    a half-written published file."""
     build.unlink(missing_ok=True)
+    build.with_name(build.name.replace(".building", ".publishing")).unlink(missing_ok=True)
     build.with_name(f"{build.name}.wal").unlink(missing_ok=True)
     shutil.rmtree(spill_dir(build), ignore_errors=True)
 
 
+# The oldest storage version analysts' clients read: DuckDB 1.4 LTS and 1.5 (Python, CLI, R, JDBC) refuse
+# a file in 2.0's own format ("can only read 64-68"); tests/test_published.py opens FILE with 1.4 and 1.5.
+PUBLISHED_STORAGE_VERSION = "v1.4.0"
+
+
+def _last_run(path: Path) -> str | None:
+    try:
+        with duckdb.connect(str(path), read_only=True) as conn:
+            rows = conn.execute("SELECT run_id FROM meta.runs ORDER BY finished_at DESC, run_id LIMIT 1").fetchall()
+    except duckdb.Error:
+        return None
+    return rows[0][0] if rows else None
+
+
+def published_is_current(warehouse: Path) -> bool:
+    """Whether FILE shows the internal file's last run (a run killed between the two renames leaves
+    FILE one run behind; the next writer publishes it again)."""
+    internal = internal_path(warehouse)
+    return not internal.exists() or (warehouse.exists() and _last_run(warehouse) == _last_run(internal))
+
+
+def _quoted(text: str | None) -> str:
+    return "NULL" if text is None else "'" + text.replace("'", "''") + "'"
+
+
+def write_published(internal: Path, warehouse: Path) -> None:
+    """FILE from the internal file: the published schemas only, with their descriptions, in the storage
+    version analysts' clients read; written beside FILE and renamed over it in one step. Delivered values
+    of quarantined rows stay internal (they are cells nobody checked for disclosure)."""
+    partial = warehouse.with_name(f".{warehouse.name}.publishing")
+    partial.unlink(missing_ok=True)
+    with duckdb.connect() as conn:
+        conn.execute(f"ATTACH {_quoted(str(internal))} AS src (READ_ONLY)")
+        conn.execute(f"ATTACH {_quoted(str(partial))} AS pub (STORAGE_VERSION '{PUBLISHED_STORAGE_VERSION}')")
+        tables = conn.execute(f"""SELECT schema_name, table_name, comment FROM duckdb_tables()
+            WHERE database_name = 'src' AND schema_name IN {PUBLISHED_SCHEMAS} ORDER BY 1, 2""").fetchall()
+        columns = conn.execute(f"""SELECT schema_name, table_name, column_name, comment FROM duckdb_columns()
+            WHERE database_name = 'src' AND schema_name IN {PUBLISHED_SCHEMAS} ORDER BY 1, 2""").fetchall()
+        for schema in PUBLISHED_SCHEMAS:
+            conn.execute(f"CREATE SCHEMA pub.{schema}")
+        for schema, table, comment in tables:
+            select = "* REPLACE (NULL::VARCHAR AS value)" if (schema, table) == ("meta", "quarantine") else "*"
+            conn.execute(f"CREATE TABLE pub.{schema}.{table} AS SELECT {select} FROM src.{schema}.{table}")
+            conn.execute(f"COMMENT ON TABLE pub.{schema}.{table} IS {_quoted(comment)}")
+        for schema, table, column, comment in columns:
+            if (schema, table, column) == ("meta", "quarantine", "value"):
+                comment = "The offending value as delivered: kept in the internal file for stewards (boligdata quarantine list)."
+            conn.execute(f"COMMENT ON COLUMN pub.{schema}.{table}.{column} IS {_quoted(comment)}")
+        conn.execute("DETACH pub")
+    with open(partial, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(partial, warehouse)
+
+
 def publish(build: Path, warehouse: Path) -> None:
-    """Make the build the warehouse in one atomic step."""
+    """Make the build the internal file, then FILE from it, each in one atomic step."""
     with duckdb.connect(str(build)) as conn:
         conn.execute("CHECKPOINT")
     with open(build, "rb") as handle:
         os.fsync(handle.fileno())
-    os.replace(build, warehouse)
+    os.replace(build, internal_path(warehouse))
+    write_published(internal_path(warehouse), warehouse)
 
 
 class WarehouseWrite:
@@ -90,8 +148,8 @@ class WarehouseWrite:
     @property
     def build(self) -> Path:
         if not self.started:
-            if self.warehouse.exists():
-                shutil.copyfile(self.warehouse, self.build_file)
+            if internal_file(self.warehouse).exists():
+                shutil.copyfile(internal_file(self.warehouse), self.build_file)
             with duckdb.connect(str(self.build_file)) as conn:
                 ensure_schema(conn)
             self.started = True
@@ -111,6 +169,8 @@ def warehouse_write(warehouse: Path, run: RunSummary) -> Iterator[WarehouseWrite
     with writer_lock(warehouse):
         write = WarehouseWrite(warehouse)
         _remove_build(write.build_file)  # left by a run that was killed
+        if not published_is_current(warehouse):  # a run was killed between its two renames
+            write_published(internal_path(warehouse), warehouse)
         try:
             yield write
             if write.started and not write.discarded:

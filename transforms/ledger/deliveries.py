@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 
 from transforms.sources import contract_for
+from warehouse.files import internal_file
 
 # Names a sender's tooling uses while a file is still being written.
 INCOMPLETE_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial")
@@ -76,8 +77,9 @@ class LedgerSnapshot:
 
     @classmethod
     def read(cls, warehouse: Path) -> LedgerSnapshot:
-        """The published warehouse's ledger (read-only, so analysts' connections are no obstacle)."""
-        if not Path(warehouse).exists():
+        """The warehouse's ledger, from its internal file (read-only: a reader is no obstacle to anyone)."""
+        warehouse = internal_file(warehouse)
+        if not warehouse.exists():
             return cls(1, frozenset(), {})
         with duckdb.connect(str(warehouse), read_only=True) as conn:
             has_ledger = conn.execute(
@@ -110,7 +112,7 @@ def likely_new_files(landing_dir: Path, warehouse: Path) -> bool:
     file the ledger has not recorded? Used to prepare for work early, never to decide what is new."""
     landing_dir = Path(landing_dir)
     try:
-        with duckdb.connect(str(warehouse), read_only=True) as conn:
+        with duckdb.connect(str(internal_file(warehouse)), read_only=True) as conn:
             recorded = set(conn.execute("SELECT source, file_name, size_bytes FROM meta.deliveries").fetchall())
     except duckdb.Error:  # no warehouse yet, or none with a ledger
         recorded = set()

@@ -1,6 +1,13 @@
 from dataclasses import replace
 
-from transforms.sources import OMRAADE, Check, Column, Contract, at_least_zero, in_reference
+from transforms.sources import (
+    OMRAADE,
+    Check,
+    Column,
+    Contract,
+    at_least_zero,
+    in_reference,
+)
 
 CONTRACT = Contract(
     source="indsats_registreringer",

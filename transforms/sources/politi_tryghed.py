@@ -1,6 +1,14 @@
 from dataclasses import replace
 
-from transforms.sources import AAR, KOMMUNEKODE, NATIONAL_ROWS, OMRAADE, Column, Contract, between
+from transforms.sources import (
+    AAR,
+    KOMMUNEKODE,
+    NATIONAL_ROWS,
+    OMRAADE,
+    Column,
+    Contract,
+    between,
+)
 from transforms.sources._survey import SHARES_SUM, survey_columns, survey_measures_sql
 
 _NATIONAL_EMPTY = " must be filled in (empty only for Landsplan and SUB-gennemsnit)"

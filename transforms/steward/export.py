@@ -1,12 +1,16 @@
-"""The marts for other tools: one Parquet file per table, written from a read-only connection."""
+"""The published file for other tools: one Parquet file per table of the marts and the ledger (and the
+indicator catalog and targets), each column carrying its description as Parquet field metadata
+(`description`) and each file its table's (schema metadata), read from the published file only."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-EXPORTED = [("marts", None), ("ref", "indicators"), ("ref", "targets")]  # None: every table of the schema
+EXPORTED = [("marts", None), ("meta", None), ("ref", "indicators"), ("ref", "targets")]  # None: every table
 
 
 def export_marts(warehouse: Path, directory: Path) -> list[Path]:
@@ -14,10 +18,17 @@ def export_marts(warehouse: Path, directory: Path) -> list[Path]:
     written = []
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         for schema, only in EXPORTED:
-            tables = [t for (t,) in conn.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = ? "
-                                                 "ORDER BY 1", [schema]).fetchall() if only in (None, t)]
-            for table in tables:
+            tables = conn.execute("SELECT table_name, comment FROM duckdb_tables() WHERE schema_name = ? ORDER BY 1",
+                                  [schema]).fetchall()
+            for table, table_comment in tables:
+                if only not in (None, table):
+                    continue
+                described = dict(conn.execute("SELECT column_name, comment FROM duckdb_columns() "
+                                              "WHERE schema_name = ? AND table_name = ?", [schema, table]).fetchall())
+                data = conn.execute(f"SELECT * FROM {schema}.{table}").to_arrow_table()
+                fields = [field.with_metadata({"description": described.get(field.name) or ""}) for field in data.schema]
+                schema_with_descriptions = pa.schema(fields, metadata={"description": table_comment or ""})
                 target = directory / f"{schema}.{table}.parquet"
-                conn.execute(f"COPY (SELECT * FROM {schema}.{table}) TO '{target}' (FORMAT parquet)")
+                pq.write_table(data.cast(schema_with_descriptions), target)
                 written.append(target)
     return written

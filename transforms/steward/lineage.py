@@ -7,6 +7,7 @@ from pathlib import Path
 import duckdb
 
 from transforms.sources import all_contracts, contract_for
+from warehouse.files import internal_file
 from warehouse.materialize import MEASURE_VIEW_PREFIX
 
 
@@ -51,7 +52,7 @@ def _row_filter(conn, source: str, level: str, scope_id: str, year: int) -> tupl
 
 def explain(warehouse: Path, indicator: str, scope_id: str, year: int) -> dict | None:
     """The value with its parts, the catalog's definition, and per delivery the staged rows it came from."""
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
+    with duckdb.connect(str(internal_file(warehouse)), read_only=True) as conn:
         found = conn.execute("""
             SELECT v.level, v.value, v.numerator, v.denominator, v.unit, v.suppressed, i.definition,
                    i.numerator_measure, i.denominator_measure, i.delivered_measure

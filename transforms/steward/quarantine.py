@@ -19,6 +19,7 @@ from transforms.ledger import records
 from transforms.reference import load_reference
 from transforms.sources import contract_for
 from transforms.sources.suite import suite_for
+from warehouse.files import internal_file
 from warehouse.load import rows_for_loading
 
 LOAD_TIME_RULES = {"duplicate_id": "The id is already loaded by another delivery of this source"}
@@ -58,7 +59,7 @@ def steward_user() -> str:
 
 
 def read_deliveries(warehouse: Path, source: str | None = None, status: str | None = None) -> pl.DataFrame:
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
+    with duckdb.connect(str(internal_file(warehouse)), read_only=True) as conn:
         return conn.sql("""
             SELECT delivery_id, source, file_name, status, reason, rows_read, rows_loaded, rows_quarantined,
                    encoding, received_at
@@ -70,7 +71,7 @@ def read_deliveries(warehouse: Path, source: str | None = None, status: str | No
 def read_quarantine(warehouse: Path, source: str | None = None, status: str | None = "open",
                     rule: str | None = None, delivery_id: int | None = None, run_id: str | None = None) -> pl.DataFrame:
     """Quarantined rows with their file and the rule in plain words; status None means every status."""
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
+    with duckdb.connect(str(internal_file(warehouse)), read_only=True) as conn:
         frame = conn.sql("""
             SELECT q.delivery_id, d.source, d.file_name, q.line_number, q.rule, q.column_name, q.value,
                    q.status, q.note, q.resolved_by, q.resolved_at
@@ -88,7 +89,7 @@ def read_quarantine(warehouse: Path, source: str | None = None, status: str | No
 
 def read_raw_record(warehouse: Path, delivery_id: int, line_number: int) -> dict:
     """The row exactly as delivered, by header (for `quarantine show`)."""
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
+    with duckdb.connect(str(internal_file(warehouse)), read_only=True) as conn:
         (source,) = conn.execute("SELECT source FROM meta.deliveries WHERE delivery_id = ?", [delivery_id]).fetchall()[0]
         contract = contract_for(source)
         rows = conn.sql(f"SELECT * FROM {contract.raw_table} WHERE delivery_id = ? AND line_number = ?",

@@ -14,6 +14,7 @@ import duckdb
 import polars as pl
 
 from transforms.steward.quarantine import read_quarantine
+from warehouse.files import internal_file
 
 ROWS_PER_DELIVERY = 500  # the rest is one `boligdata quarantine list --delivery N` away
 
@@ -32,13 +33,13 @@ def report_dir(warehouse: Path) -> Path:
 
 
 def _run_deliveries(warehouse: Path, run_id: str) -> pl.DataFrame:
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
+    with duckdb.connect(str(internal_file(warehouse)), read_only=True) as conn:
         return conn.sql("""SELECT delivery_id, source, file_name, status, reason, rows_read, rows_loaded, rows_quarantined
                            FROM meta.deliveries WHERE run_id = ? ORDER BY delivery_id""", params=[run_id]).pl()
 
 
 def _open_problem_count(warehouse: Path) -> int:
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
+    with duckdb.connect(str(internal_file(warehouse)), read_only=True) as conn:
         return conn.execute("SELECT count(*) FROM meta.quarantine WHERE status = 'open'").fetchall()[0][0]
 
 
@@ -113,7 +114,7 @@ def render_markdown(warehouse: Path, run_id: str, top_rules: int = 5) -> str:
     """The run in a few lines for the Prefect UI: deliveries by status and the most frequent failing rules."""
     deliveries = _run_deliveries(warehouse, run_id)
     problems = read_quarantine(warehouse, status=None, run_id=run_id)
-    lines = [f"# boligdata run", "", f"Warehouse: `{warehouse}`", "", "| status | files | rows loaded | rows quarantined |",
+    lines = ["# boligdata run", "", f"Warehouse: `{warehouse}`", "", "| status | files | rows loaded | rows quarantined |",
              "|---|---:|---:|---:|"]
     for status, group in deliveries.group_by("status", maintain_order=True):
         lines.append(f"| {status[0]} | {group.height} | {group['rows_loaded'].fill_null(0).sum()} | "
