@@ -162,7 +162,10 @@ def main() -> None:
         serve_started = time.monotonic()
         serve = subprocess.Popen([str(BOLIGDATA), "serve", "--landing", str(landing), "--warehouse", str(warehouse),
                                   "--port", str(port), "--prefect-home", str(home)],
-                                 env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
+                                 env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True,
+                                 # Ctrl-C's SIGINT must reach it even when this bench runs in the background
+                                 # (a shell starts background jobs with SIGINT ignored, and children inherit that)
+                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             if not wait_until(lambda: "watching" in out_path.read_text(), args.timeout, every=0.2):
                 sys.exit(f"boligdata serve did not start within {args.timeout:.0f} s:\n{out_path.read_text()}")
