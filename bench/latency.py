@@ -143,7 +143,7 @@ def main() -> None:
     results: dict = {
         "measured_at": dt.datetime.now().isoformat(timespec="seconds"), "label": args.label,
         "machine": platform.platform(), "python": platform.python_version(), "cores": os.cpu_count(),
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+        "commit": subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True,
                                  text=True).stdout.strip(),
     }
     started = time.monotonic()
