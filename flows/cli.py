@@ -281,16 +281,21 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _watch_loop(landing: Path, warehouse: Path, interval: float, once: bool) -> None:
+def _watch_loop(landing: Path, warehouse: Path, interval: float, once: bool, worker=None) -> None:
+    """Announce each settled burst of complete new files as one event. With WORKER (serve's warm
+    worker), hold them while an ingestion is pending: that run takes them in."""
     from flows.local_stack import announce
     from flows.watch import LandingWatcher
 
     watcher = LandingWatcher(landing, warehouse, warehouse.with_name(f".{warehouse.name}.watch.json"))
     looks = 0
     while True:
-        for path in watcher.poll():
-            announce(path, watcher.landing)
-            print(f"announced {path.relative_to(watcher.landing)}", flush=True)
+        burst = watcher.poll(hold=worker.ingestion_pending() if worker else False)
+        if burst:
+            announce(burst, watcher.landing)
+            if worker:
+                worker.note_announced()
+            print(f"announced {', '.join(str(path.relative_to(watcher.landing)) for path in burst)}", flush=True)
         looks += 1
         if once and looks == 2:  # a file counts as complete when two looks agree
             return
@@ -307,6 +312,21 @@ def _watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stop_worker(worker) -> None:
+    """Ctrl-C: take no further run and let the one in flight finish; a second Ctrl-C abandons it."""
+    worker.stop()
+    try:
+        if worker.current is not None:
+            print(f"waiting for flow run {worker.current.name} to finish (Ctrl-C again to abandon it)", flush=True)
+        while worker.is_alive():
+            worker.join(0.2)
+    except KeyboardInterrupt:
+        try:
+            worker.abandon_current("boligdata serve was stopped during the run; the warehouse is as the last run left it")
+        except Exception:
+            pass
+
+
 def _serve(args: argparse.Namespace) -> int:
     from flows import local_stack
 
@@ -319,20 +339,31 @@ def _serve(args: argparse.Namespace) -> int:
     worker = None
     try:
         local_stack.deploy(env, log)
-        os.environ.update({k: env[k] for k in ("PREFECT_API_URL", "PREFECT_HOME")})
+        # this process runs the flows too (the warm worker): the same settings as the rest of the stack
+        os.environ.update({k: v for k, v in env.items() if k.startswith(("PREFECT_", "BOLIGDATA_"))})
+        if not args.verbose:  # the runs' log lines still reach the Prefect UI; this terminal gets one line per run
+            os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
         if args.alert_webhook:
             local_stack.create_failure_alert(args.alert_webhook)
         else:
             print("no --alert-webhook: failed runs show in the Prefect UI only", flush=True)
-        worker = local_stack.start_worker(env, log)
-        print(f"deployments registered, worker started; watching {args.landing} (Ctrl-C stops)", flush=True)
-        _watch_loop(args.landing.resolve(), args.warehouse.resolve(), args.interval, once=False)
+        from flows.warm_worker import WarmWorker
+
+        worker = WarmWorker(local_stack.WORK_POOL)
+        worker.start()
+        while not worker.ready.wait(0.5):
+            if not worker.is_alive():
+                raise RuntimeError(f"the worker stopped while starting; see {log}")
+        print(f"deployments registered, worker ready; watching {args.landing} (Ctrl-C stops)", flush=True)
+        _watch_loop(args.landing.resolve(), args.warehouse.resolve(), args.interval, once=False, worker=worker)
     except KeyboardInterrupt:
         pass
     finally:
-        if worker:
-            local_stack.stop(worker)
-        local_stack.stop(server)
+        try:
+            if worker:
+                _stop_worker(worker)
+        finally:
+            local_stack.stop(server)
     return 0
 
 
@@ -392,14 +423,15 @@ def build_parser() -> argparse.ArgumentParser:
     watching.add_argument("--once", action="store_true", help="look twice, announce, exit")
     watching.set_defaults(handler=_watch)
 
-    serving = commands.add_parser("serve", help="local Prefect server, worker, deployments (prefect.yaml) and watcher")
+    serving = commands.add_parser("serve", help="local Prefect server, deployments (prefect.yaml), a warm worker and the watcher")
     serving.add_argument("--landing", type=Path, required=True)
     serving.add_argument("--warehouse", type=Path, required=True)
     serving.add_argument("--port", type=int, default=4200)
     serving.add_argument("--prefect-home", type=Path, default=Path(".prefect"), help="server database and logs")
     serving.add_argument("--alert-webhook", default=os.environ.get("BOLIGDATA_ALERT_WEBHOOK"),
                          help="URL that gets a POST when a run fails (default: $BOLIGDATA_ALERT_WEBHOOK)")
-    serving.add_argument("--interval", type=float, default=5.0, help="seconds between looks at LANDING")
+    serving.add_argument("--interval", type=float, default=1.0, help="seconds between looks at LANDING")
+    serving.add_argument("-v", "--verbose", action="store_true", help="show Prefect's own log lines of the runs")
     serving.set_defaults(handler=_serve)
 
     generating = commands.add_parser("generate", help="synthetic contract-conforming extracts (and their reference data)")

@@ -1,6 +1,6 @@
-"""The embedded default: a Prefect server on 127.0.0.1, a process worker, boligdata's deployments from
-prefect.yaml, a failure alert, and the landing watcher, all on one machine with no external service.
-`boligdata serve` runs it; the deployment tests start the same pieces."""
+"""The embedded default: a Prefect server on 127.0.0.1, boligdata's deployments from prefect.yaml, a
+failure alert, the warm worker (flows/warm_worker.py) and the landing watcher, all on one machine with
+no external service. `boligdata serve` runs it; the deployment tests start the same pieces."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ def stack_env(port: int, prefect_home: Path, landing: Path, warehouse: Path) -> 
         "DO_NOT_TRACK": "1",
         "GX_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_EXTRA_LOGGERS": "boligdata",
+        # proactive triggers (the materialization's debounce) are evaluated every second, not every 5
+        "PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY": "PT1S",
         "BOLIGDATA_HOME": str(REPO),
         "BOLIGDATA_LANDING": str(Path(landing).resolve()),
         "BOLIGDATA_WAREHOUSE": str(Path(warehouse).resolve()),
@@ -95,15 +97,8 @@ def create_failure_alert(webhook_url: str) -> None:
     ).create()
 
 
-def start_worker(env: dict[str, str], log: Path, poll_seconds: int = 5) -> subprocess.Popen:
-    with open(log, "ab") as out:
-        return subprocess.Popen([prefect_command(), "worker", "start", "--pool", WORK_POOL],
-                                env={**env, "PREFECT_WORKER_QUERY_SECONDS": str(poll_seconds)},
-                                stdout=out, stderr=subprocess.STDOUT)
-
-
 def stop(process: subprocess.Popen, timeout: float = 20) -> None:
-    """SIGINT first (a worker ignores SIGTERM while its server is down), then harder."""
+    """SIGINT first (as Ctrl-C would), then harder."""
     if process.poll() is not None:
         return
     process.send_signal(signal.SIGINT)
@@ -114,12 +109,19 @@ def stop(process: subprocess.Popen, timeout: float = 20) -> None:
         process.wait(timeout)
 
 
-def announce(path: Path, landing: Path) -> None:
-    """Emit the landed event for one complete file (PREFECT_API_URL must point at the server)."""
+def announce(paths: list[Path], landing: Path) -> None:
+    """Emit one landed event for a burst of complete files (PREFECT_API_URL must point at the server):
+    the first file is the event's resource, every file is in the payload and the rest are related
+    resources. One event, so one ingestion run takes in the burst (it takes in every new file)."""
     from prefect.events import emit_event
 
-    relative = path.relative_to(landing)
+    def resource_id(path: Path) -> str:
+        return f"{LANDED_RESOURCE_PREFIX}{path.relative_to(landing).as_posix()}"
+
+    first = paths[0].relative_to(landing)
     emit_event(event=LANDED_EVENT,
-               resource={"prefect.resource.id": f"{LANDED_RESOURCE_PREFIX}{relative.as_posix()}",
-                         "boligdata.source": relative.parts[0] if len(relative.parts) > 1 else ""},
-               payload={"path": str(path), "landing": str(landing)})
+               resource={"prefect.resource.id": resource_id(paths[0]),
+                         "boligdata.source": first.parts[0] if len(first.parts) > 1 else ""},
+               related=[{"prefect.resource.id": resource_id(path), "prefect.resource.role": "landed-file"}
+                        for path in paths[1:]],
+               payload={"path": str(paths[0]), "paths": [str(path) for path in paths], "landing": str(landing)})

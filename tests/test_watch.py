@@ -39,3 +39,37 @@ def test_a_restarted_watcher_announces_neither_what_it_announced_nor_what_the_le
     write_extract(loaded, [SIGTELSER_HEADER, *sigtelser_year(2016, "Sydbyen", afgoerelser=(1, 1, 1))])
     restarted.poll()
     assert restarted.poll() == [loaded.resolve()]
+
+
+def test_a_burst_is_announced_once_it_has_settled_and_not_while_an_ingestion_is_pending(tmp_path):
+    landing, warehouse, state = tmp_path / "landing", tmp_path / "w.duckdb", tmp_path / "watch.json"
+    watcher = LandingWatcher(landing, warehouse, state)
+    first = [write_extract(landing / "politi_sigtelser" / f"{year}.csv", [SIGTELSER_HEADER, *sigtelser_year(year, "Sydbyen")])
+             for year in (2016, 2017)]
+    assert watcher.poll() == []  # first sight
+    late = write_extract(landing / "politi_sigtelser" / "2018.csv", [SIGTELSER_HEADER, *sigtelser_year(2018, "Sydbyen")])
+    assert watcher.poll() == []  # 2016 and 2017 are complete, but 2018 is new: the burst has not settled
+    assert watcher.poll(hold=True) == []  # settled, but an ingestion is pending: it will take them in
+    assert not state.exists()  # held files are not recorded as announced (a restart looks at them again)
+    assert watcher.poll() == [p.resolve() for p in (*first, late)]  # one burst
+    assert watcher.poll() == []
+
+
+def test_files_an_ingestion_took_in_while_they_were_held_are_not_announced(tmp_path):
+    landing, warehouse, state = tmp_path / "landing", tmp_path / "w.duckdb", tmp_path / "watch.json"
+    watcher = LandingWatcher(landing, warehouse, state)
+    taken = write_extract(landing / "politi_sigtelser" / "2016.csv", [SIGTELSER_HEADER, *sigtelser_year(2016, "Sydbyen")])
+    assert watcher.poll(hold=True) == [] and watcher.poll(hold=True) == []
+    ingest_all(landing, warehouse)  # the pending run takes the file in
+    assert watcher.poll() == []  # no announcement, so no idle run
+    assert LandingWatcher(landing, warehouse, state).poll() == []
+    del taken
+
+
+def test_held_files_are_announced_after_max_hold_seconds_even_if_the_landing_never_settles(tmp_path):
+    landing = tmp_path / "landing"
+    watcher = LandingWatcher(landing, tmp_path / "w.duckdb", tmp_path / "watch.json", max_hold_seconds=0)
+    ready = write_extract(landing / "politi_sigtelser" / "2016.csv", [SIGTELSER_HEADER, *sigtelser_year(2016, "Sydbyen")])
+    watcher.poll()
+    write_extract(landing / "politi_sigtelser" / "growing.csv", [SIGTELSER_HEADER])
+    assert watcher.poll(hold=True) == [ready.resolve()]
