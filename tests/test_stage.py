@@ -87,3 +87,16 @@ def test_date_columns_accept_iso_dates_only():
     assert staged.frame["dato"][0] == dt.date(2016, 3, 1)
     assert staged.frame["partition_key"][0] == "330|2016"
     assert staged.problems.rows() == [(3, "type_date", "dato", "01-03-2016")]
+
+
+def test_numbers_that_are_not_finite_or_too_large_are_type_errors():
+    huge = "1" + "0" * 400
+    raw = pl.DataFrame({"line_number": [2, 3, 4, 5], "aar": ["2016"] * 4, "kommunekode": ["330"] * 4,
+                        "omraade": ["Motalavej"] * 4, "indikator": ["befolkning"] * 4,
+                        "taeller": [huge, "inf", "NaN", "1.500"], "naevner": ["", "", "1000", "99999999999999999999"]},
+                       schema_overrides={"line_number": pl.Int64})
+    staged = stage_rows(raw, contract_for("kommune_noegletal"), load_reference())
+    assert staged.problems.select("line_number", "rule", "column_name").rows() == [
+        (2, "type_decimal", "taeller"), (3, "type_decimal", "taeller"), (4, "type_decimal", "taeller"),
+        (5, "type_int", "naevner")]
+    assert staged.frame.filter(pl.col("taeller").is_infinite()).is_empty()

@@ -125,10 +125,57 @@ def read_reference_table(reference_dir: Path, name: str) -> pl.DataFrame:
         raise ReferenceDataError(f"reference file {path}: {str(error).strip().splitlines()[0]}") from error
 
 
+# What the reference data must hold together: (table, what, SQL finding the offending rows). Run on the
+# tables as read, in an in-memory DuckDB, before a run changes anything.
+REFERENCE_CHECKS = [
+    ("kommuner", "a kommune code twice", "SELECT kommune_code FROM kommuner GROUP BY 1 HAVING count(*) > 1"),
+    ("areas", "an area id twice", "SELECT area_id FROM areas GROUP BY 1 HAVING count(*) > 1"),
+    ("areas", "an area without id or name, or with an unknown kommune (a short row?)",
+     "SELECT coalesce(area_id, '(empty)') FROM areas WHERE area_id IS NULL OR name IS NULL "
+     "OR coalesce(kommune_code, '') NOT IN (SELECT kommune_code FROM kommuner)"),
+    ("bydele", "a bydel id twice or with an unknown kommune",
+     "SELECT bydel_id FROM bydele GROUP BY bydel_id HAVING count(*) > 1 OR bool_or(coalesce(kommune_code, '') NOT IN (SELECT kommune_code FROM kommuner))"),
+    ("plans", "a plan id twice, or ending before it starts",
+     "SELECT plan_id FROM plans GROUP BY plan_id HAVING count(*) > 1 OR bool_or(end_date < start_date OR start_date IS NULL)"),
+    ("plan_areas", "a plan or area that does not exist",
+     "SELECT plan_id || '/' || area_id FROM plan_areas WHERE plan_id NOT IN (SELECT plan_id FROM plans) "
+     "OR area_id NOT IN (SELECT area_id FROM areas) OR plan_id IS NULL OR area_id IS NULL"),
+    ("departments", "a department of an unknown area, or listed twice for the same start",
+     "SELECT boligorganisation || ' ' || afdeling FROM departments GROUP BY boligorganisation, afdeling, valid_from "
+     "HAVING count(*) > 1 OR bool_or(area_id IS NULL OR area_id NOT IN (SELECT area_id FROM areas))"),
+    ("scope_aliases", "an alias for an unknown area or bydel, or a level that does not exist",
+     "SELECT alias FROM scope_aliases WHERE level NOT IN ('area', 'bydel', 'kommune', 'national') "
+     "OR (level = 'area' AND coalesce(scope_id, '') NOT IN (SELECT area_id FROM areas)) "
+     "OR (level = 'bydel' AND coalesce(scope_id, '') NOT IN (SELECT bydel_id FROM bydele)) OR alias IS NULL"),
+    ("scope_aliases", "an alias that names two places",
+     "SELECT any_value(alias) FROM scope_aliases GROUP BY lower(trim(alias)) HAVING count(DISTINCT (level, coalesce(scope_id, ''))) > 1"),
+    ("indicators", "an indicator twice, or without unit, direction or numerator",
+     "SELECT coalesce(indicator, '(empty)') FROM indicators GROUP BY indicator HAVING count(*) > 1 OR indicator IS NULL "
+     "OR bool_or(unit NOT IN ('pct', 'per_1000', 'count', 'grade', 'kr') OR direction NOT IN ('higher', 'lower') "
+     "OR coalesce(numerator_measure, delivered_measure) IS NULL)"),
+    ("targets", "a target twice for the same scope, or of an indicator the catalog lacks",
+     "SELECT plan_id || '/' || target_id FROM targets GROUP BY plan_id, target_id, scope_id "
+     "HAVING count(*) > 1 OR bool_or(indicator IS NOT NULL AND indicator NOT IN (SELECT indicator FROM indicators))"),
+    ("disclosure", "a missing setting",
+     "SELECT s FROM (VALUES ('min_denominator'), ('small_numerator_min'), ('small_numerator_max')) AS t(s) "
+     "WHERE s NOT IN (SELECT setting FROM disclosure WHERE value IS NOT NULL)"),
+]
+
+
 def check_reference_tables(reference_dir: Path) -> None:
-    """Read every reference file once, so a broken one stops a run before it has done anything."""
-    for name in REFERENCE_TABLES:
-        read_reference_table(reference_dir, name)
+    """Read every reference file and check they hold together (keys, references, completeness), so a
+    broken or contradictory one stops a run before it has done anything."""
+    import duckdb
+
+    tables = {name: read_reference_table(reference_dir, name) for name in REFERENCE_TABLES}
+    with duckdb.connect() as conn:
+        for name, frame in tables.items():
+            conn.register(name, frame)
+        for name, what, query in REFERENCE_CHECKS:
+            found = [str(row[0]) for row in conn.execute(query).fetchall()]
+            if found:
+                raise ReferenceDataError(f"reference file {Path(reference_dir) / f'{name}.csv'}: {what}: "
+                                         + ", ".join(found[:5]) + (" ..." if len(found) > 5 else ""))
 
 
 @dataclass(frozen=True)

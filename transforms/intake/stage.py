@@ -21,6 +21,7 @@ _DANISH_DECIMAL = r"^[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?$"
 _PLAIN_INT = r"^[+-]?\d+(\.0+)?$"
 _PLAIN_DECIMAL = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 _ISO_DATE = r"^\d{4}-\d{2}-\d{2}( 00:00:00)?$"
+_LARGEST_NUMBER = 2.0**53  # beyond this doubles lose whole numbers; no count or amount of ours gets near
 _PERIOD = r"^\d{4}(-H[12]|-Q[1-4])?$"
 
 TYPE_WORDS = {"int": "a whole number", "decimal": "a number", "date": "a date YYYY-MM-DD",
@@ -63,6 +64,9 @@ def _typed(column: str, column_type: str, plain_numbers: bool) -> tuple[pl.Expr,
         fits = is_plain | text.str.contains(danish_pattern)
     else:
         number, fits = danish, text.str.contains(danish_pattern)
+    # 1 followed by 400 zeros reads as inf, and a whole number past 2^63 does not fit: neither is a value
+    fits = fits & number.is_finite() & (number.abs() < _LARGEST_NUMBER)
+    number = pl.when(fits).then(number)
     return (number.cast(pl.Int64, strict=False) if column_type == "int" else number), fits
 
 

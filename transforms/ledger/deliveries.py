@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import shutil
+import stat
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import duckdb
 from transforms.sources import contract_for
 from warehouse.files import internal_file
 
+XLSX_MAGIC = b"PK\x03\x04"  # a zip container: XLSX
 # Names a sender's tooling uses while a file is still being written.
 INCOMPLETE_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial")
 
@@ -36,6 +39,7 @@ class Delivery:
     # Once read, the rows wait on disk between steps (transforms/intake/batches.py names the parts).
     spilled: Path | None = None  # <spill dir>/<delivery_id>, to which spill_path adds .<part>.parquet
     rows_read: int | None = None
+    readable: bool = True  # False for an entry that is not a regular file (never opened, never archived)
 
     def spill_path(self, part: str) -> Path:
         return self.spilled.with_name(f"{self.spilled.name}.{part}.parquet")
@@ -57,15 +61,32 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _landed_entries(landing_dir: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """(complete regular files, entries that are not regular files with why) below the landing folder.
+    Links are never followed, so nothing outside the landing folder is read; a named pipe is never
+    opened (it would block)."""
+    landing_dir = Path(landing_dir)
+    files, odd = [], []
+    for folder, subfolders, names in os.walk(landing_dir, followlinks=False):
+        folder = Path(folder)
+        for name in [*subfolders, *names]:
+            path = folder / name
+            relative = path.relative_to(landing_dir)
+            if any(part.startswith((".", "~")) for part in relative.parts) or name.endswith(INCOMPLETE_SUFFIXES):
+                continue
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                odd.append((path, "a symbolic link: not followed (nothing outside the landing folder is read)"))
+            elif stat.S_ISREG(mode):
+                files.append(path)
+            elif not stat.S_ISDIR(mode):
+                odd.append((path, "not a regular file (a named pipe, socket or device): not read"))
+    return sorted(files, key=lambda p: (p.stat().st_mtime_ns, str(p))), sorted(odd)
+
+
 def landed_files(landing_dir: Path) -> list[Path]:
-    """Complete files below the landing folder, oldest first (the order corrections apply in)."""
-    files = [
-        p for p in Path(landing_dir).rglob("*")
-        if p.is_file()
-        and not any(part.startswith((".", "~")) for part in p.relative_to(landing_dir).parts)
-        and not p.name.endswith(INCOMPLETE_SUFFIXES)
-    ]
-    return sorted(files, key=lambda p: (p.stat().st_mtime_ns, str(p)))
+    """Complete regular files below the landing folder, oldest first (the order corrections apply in)."""
+    return _landed_entries(landing_dir)[0]
 
 
 @dataclass(frozen=True)
@@ -131,16 +152,26 @@ def plan_deliveries(landing_dir: Path, ledger: LedgerSnapshot, now: dt.datetime 
     next_id = ledger.next_delivery_id
     loaded_sha = dict(ledger.loaded_sha)
     planned = []
-    for path in landed_files(landing_dir):
+    files, odd_entries = _landed_entries(landing_dir)
+    for path, why in odd_entries:  # recorded, never read: their "hash" is of what the entry is
+        source, file_name = _source_and_name(landing_dir, path)
+        sha = hashlib.sha256(f"{why}|{os.readlink(path) if path.is_symlink() else ''}".encode()).hexdigest()
+        if (source, file_name, sha) not in ledger.seen:
+            planned.append(Delivery(next_id, source, file_name, path, sha, 0, now, readable=False).rejected(why))
+            next_id += 1
+    for path in files:
         source, file_name = _source_and_name(landing_dir, path)
         sha = sha256_of(path)
         if (source, file_name, sha) in ledger.seen:
             continue
         delivery = Delivery(next_id, source, file_name, path, sha, path.stat().st_size, now)
+        contract = contract_for(source)
         if not source:
             delivery = delivery.rejected("file is not inside a source folder (landing/<source>/<file>)")
-        elif contract_for(source) is None:
+        elif contract is None:
             delivery = delivery.rejected(f"unknown source folder {source!r}")
+        elif "xlsx" not in contract.formats and _is_xlsx(path):  # its format, not its likeness to another file
+            delivery = delivery.rejected(f"XLSX is not accepted for {source}; deliver ;-separated CSV")
         elif sha in loaded_sha:
             delivery = replace(delivery, status="duplicate",
                                reason=f"same bytes as delivery {loaded_sha[sha]}")
@@ -151,8 +182,15 @@ def plan_deliveries(landing_dir: Path, ledger: LedgerSnapshot, now: dt.datetime 
     return planned
 
 
+def _is_xlsx(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(4) == XLSX_MAGIC
+
+
 def archive_raw_file(delivery: Delivery, archive_dir: Path) -> Delivery:
     """Keep the file's bytes unchanged under their hash before anything else happens to them."""
+    if not delivery.readable:
+        return delivery
     suffix = "".join(Path(delivery.file_name).suffixes[-1:]).lower()
     target = Path(archive_dir) / delivery.sha256[:2] / f"{delivery.sha256}{suffix}"
     if not target.exists():
