@@ -35,6 +35,7 @@ class Delivery:
     # Once read, the rows wait on disk between steps (transforms/intake/batches.py names the parts).
     spilled: Path | None = None  # <spill dir>/<delivery_id>, to which spill_path adds .<part>.parquet
     rows_read: int | None = None
+    warnings: str | None = None  # what intake did not read, for the steward (e.g. columns the contract does not know)
 
     def spill_path(self, part: str) -> Path:
         return self.spilled.with_name(f"{self.spilled.name}.{part}.parquet")
