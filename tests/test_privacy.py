@@ -221,3 +221,17 @@ def test_a_real_run_repeats_no_cpr_like_value_in_any_output(tmp_path):
     for _, _, _, cpr, _ in small.values():
         assert_nowhere(cpr, stdout=run.stdout, stderr=run.stderr, warehouse=dump,
                        **{str(path): data for path, data in outputs.items()})
+
+
+def test_a_warehouse_from_before_the_warnings_column_gains_it(tmp_path):
+    from warehouse.load import ensure_schema
+
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as conn:
+        ensure_schema(conn)
+        conn.execute("ALTER TABLE meta.deliveries DROP COLUMN warnings")  # as an older release left it
+        conn.execute("INSERT INTO meta.deliveries (delivery_id, source, file_name, sha256, received_at, status) "
+                     "VALUES (1, 'politi_anmeldelser', 'gammel.csv', 'x', now()::TIMESTAMP, 'loaded')")
+        ensure_schema(conn)
+        assert conn.execute("SELECT delivery_id, warnings FROM meta.deliveries").fetchall() == [(1, None)]
+        assert conn.execute("SELECT comment FROM duckdb_columns() WHERE schema_name = 'meta' "
+                            "AND table_name = 'deliveries' AND column_name = 'warnings'").fetchall()[0][0]
