@@ -89,7 +89,9 @@ class WarmWorker(threading.Thread):
         from prefect import get_client
 
         if self.warm_up:
-            from flows import pipeline  # noqa: F401 (imported now, not at the first run)
+            from flows import (
+                pipeline,  # noqa: F401 (imported now, not at the first run)
+            )
             from transforms.intake.validate import warm_up
 
             warm_up()

@@ -41,9 +41,11 @@ def test_headers_match_case_and_whitespace_insensitively_and_by_alias(tmp_path):
     assert frame["afgoerelser"].to_list() == ["30", "5", "10", "45"]
 
 
-def test_columns_the_contract_does_not_know_are_dropped(tmp_path):
+def test_columns_the_contract_does_not_know_are_not_kept_and_are_named(tmp_path):
     path = write_extract(tmp_path / "f.csv", [NOEGLETAL_HEADER + ";Kommentar", "2016;330;Sydbyen;befolkning;1350;;ok"])
-    assert "Kommentar" not in read_text_rows(path, NOEGLETAL).frame.columns
+    rows = read_text_rows(path, NOEGLETAL)
+    assert "Kommentar" not in rows.frame.columns
+    assert rows.warnings == ("not loaded, the contract does not know them: column 'Kommentar'",)
 
 
 @pytest.mark.parametrize(

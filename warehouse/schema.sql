@@ -20,8 +20,11 @@ CREATE TABLE IF NOT EXISTS meta.deliveries (
     encoding VARCHAR,
     size_bytes BIGINT,
     archive_path VARCHAR,
-    run_id VARCHAR
+    run_id VARCHAR,
+    warnings VARCHAR
 );
+-- columns added after the first release: older warehouses gain them here
+ALTER TABLE meta.deliveries ADD COLUMN IF NOT EXISTS warnings VARCHAR;
 COMMENT ON TABLE meta.deliveries IS 'The ledger: one row per landed file, whatever became of it.';
 COMMENT ON COLUMN meta.deliveries.delivery_id IS 'Sequential id of the delivery; every raw, staged and quarantined row carries it.';
 COMMENT ON COLUMN meta.deliveries.source IS 'Contract (landing folder) the file arrived in, e.g. politi_sigtelser.';
@@ -37,6 +40,7 @@ COMMENT ON COLUMN meta.deliveries.encoding IS 'Detected text encoding (utf-8, ut
 COMMENT ON COLUMN meta.deliveries.size_bytes IS 'File size in bytes.';
 COMMENT ON COLUMN meta.deliveries.archive_path IS 'Where the unchanged raw file is kept (content-addressed).';
 COMMENT ON COLUMN meta.deliveries.run_id IS 'The pipeline run (Prefect flow run id) that took the file in.';
+COMMENT ON COLUMN meta.deliveries.warnings IS 'What was delivered but not read, for the steward: columns the contract does not know (by header as delivered; their values are not stored), XLSX sheets after the first. NULL when none.';
 
 CREATE TABLE IF NOT EXISTS meta.quarantine (
     delivery_id INTEGER NOT NULL,

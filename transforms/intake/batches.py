@@ -47,7 +47,7 @@ def ingest_delivery(delivery: Delivery, archive_dir: Path, reference_dir: Path, 
     contract = contract_for(delivery.source)
     try:
         text_rows = read_text_rows(delivery.path, contract)
-        delivery = replace(delivery, encoding=text_rows.encoding)
+        delivery = replace(delivery, encoding=text_rows.encoding, warnings="; ".join(text_rows.warnings) or None)
         staged = stage_rows(text_rows.frame, contract, load_reference(reference_dir), plain_numbers=text_rows.encoding == "xlsx")
     except RejectedFile as rejection:
         return delivery.rejected(str(rejection))

@@ -13,12 +13,15 @@ from pathlib import Path
 
 import polars as pl
 
+from transforms.ledger.deliveries import XLSX_MAGIC
 from transforms.sources import Contract, normalize_label
 
 DEFAULT_MAX_FILE_BYTES = 1 << 30  # 1 GiB; BOLIGDATA_MAX_FILE_BYTES overrides
-XLSX_MAGIC = b"PK\x03\x04"
-# DDMMYY-XXXX or DDMMYYXXXX with a real date: a Danish CPR number (personal data, never stored)
-_CPR = r"^\s*(\d{6})-?\d{4}\s*$"
+# A CPR number (personal data, never stored or repeated): DDMMYY-XXXX or DDMMYYXXXX whose first six digits
+# are a real date DDMMYY, alone in a cell or inside text, where it is not part of a longer number.
+# _CPR_SHAPE is the cheap test over every cell; the date is checked only where it matches (_holds_cpr).
+_CPR_SHAPE = r"(?:^|\D)\d{6}-?\d{4}(?:\D|$)"
+CPR_REASON = "extracts must carry no personal data"
 UTF8_BOM = b"\xef\xbb\xbf"
 # Bytes that Windows-1252 leaves undefined; a file containing them can only be ISO-8859-1.
 CP1252_UNDEFINED = frozenset(b"\x81\x8d\x8f\x90\x9d")
@@ -32,6 +35,7 @@ class RejectedFile(Exception):
 class TextRows:
     frame: pl.DataFrame  # line_number + one Utf8 column per contract column
     encoding: str  # utf-8, utf-8-sig, cp1252, iso-8859-1 or xlsx
+    warnings: tuple[str, ...] = ()  # what was delivered but not read (columns the contract does not know)
 
 
 def detect_encoding(data: bytes) -> str:
@@ -64,42 +68,123 @@ def _parse_csv(data: bytes) -> tuple[pl.DataFrame, str]:
             raise_if_empty=True,
         )
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError) as error:
+        # polars quotes the line it could not parse: a CPR-like value must not reach the reason that way
+        cpr = _cpr_like_in_lines(text)
+        if cpr:
+            raise reject_cpr_like(cpr) from None
         first_line = str(error).strip().splitlines()[0]
         raise RejectedFile(f"unreadable CSV: {first_line}") from error
     return frame, encoding
 
 
-def _parse_xlsx(path: Path) -> pl.DataFrame:
+def _parse_xlsx(path: Path) -> dict[str, pl.DataFrame]:
+    """Every sheet by name, in workbook order: the first is read, the others only checked for personal data."""
     try:
-        return pl.read_excel(path, sheet_id=1, engine="calamine", infer_schema_length=0)
+        sheets = pl.read_excel(path, sheet_id=0, engine="calamine", infer_schema_length=0, raise_if_empty=False)
     except Exception as error:  # calamine raises its own error types for every kind of broken workbook
         raise RejectedFile(f"unreadable XLSX: {str(error).strip().splitlines()[0]}") from error
+    if not sheets:
+        raise RejectedFile("unreadable XLSX: the workbook has no sheet")
+    return sheets
 
 
 def max_file_bytes() -> int:
     return int(os.environ.get("BOLIGDATA_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES))
 
 
-def _first_cpr_like(frame: pl.DataFrame) -> tuple[str, int] | None:
-    """(header, line) of the first value that looks like a CPR number, in any column of the file."""
-    # a cheap pattern test over every column at once; dates are parsed only where the pattern occurs
-    shaped = frame.select(pl.col(h).cast(pl.Utf8).str.contains(_CPR).any() for h in frame.columns).row(0)
-    for header in (h for h, found in zip(frame.columns, shaped) if found):
-        digits = pl.col(header).cast(pl.Utf8).str.extract(_CPR, 1)
-        birth_date = digits.str.strptime(pl.Date, "%d%m%y", strict=False)
-        hits = frame.with_row_index("line", offset=2).filter(birth_date.is_not_null())
-        if hits.height:
-            return header, hits["line"][0]
+def _holds_cpr(values: pl.Expr) -> pl.Expr:
+    """Per text value: does it hold a CPR-like number (see _CPR_SHAPE)? Meant for the few values whose
+    shape already matched. The regex engine has no look-around, so a match consumes the non-digit on
+    each side of it; each non-digit is doubled first, so that two numbers one character apart are both
+    found (a CPR's own hyphen becomes "--")."""
+    doubled = values.str.replace_all(r"(\D)", "${1}${1}")
+    found = doubled.str.extract_all(r"(?:^|\D)\d{6}(?:--)?\d{4}(?:\D|$)")
+    birth_dates = pl.element().str.replace_all(r"\D", "").str.slice(0, 6).str.strptime(pl.Date, "%d%m%y", strict=False)
+    return found.list.eval(birth_dates.is_not_null().any()).list.first().fill_null(False)
+
+
+def _delivered_header(frame: pl.DataFrame, index: int) -> str:
+    """A column's header in words for a reason or a warning, as delivered where the reader kept it."""
+    name = frame.columns[index]
+    original, _, number = name.rpartition("_duplicated_")  # polars renames a repeated header
+    if original in frame.columns and number.isdigit():
+        name = original
+    if not name.strip() or name.startswith("__UNNAMED__"):  # calamine's name for a cell left empty
+        return f"column {index + 1} (no header)"
+    return f"column {name!r}"
+
+
+def first_cpr_like(frame: pl.DataFrame, where: str = "") -> str | None:
+    """Where the first CPR-like value of a parsed file (sheet) is, in words, or None: a header, else
+    the column and line of the first such value; the value itself is never part of the answer."""
+    headers = pl.Series(frame.columns, dtype=pl.Utf8)
+    in_headers = pl.DataFrame({"h": headers}).select(pl.col("h").str.contains(_CPR_SHAPE) & _holds_cpr(pl.col("h")))["h"]
+    if in_headers.any():
+        return f"{where}a header (column {in_headers.arg_true()[0] + 1}, line 1)"
+    if frame.width == 0 or frame.height == 0:
+        return None
+    # one pass over every column for the shape; dates are checked only in the cells where it occurs
+    text = frame.select(pl.all().cast(pl.Utf8)).with_row_index("line", offset=2)
+    shaped = text.select(pl.all().exclude("line").str.contains(_CPR_SHAPE).any()).row(0)
+    first: tuple[int, int] | None = None  # (line, column index)
+    for index, header in enumerate(frame.columns):
+        if not shaped[index]:
+            continue
+        hits = text.filter(pl.col(header).str.contains(_CPR_SHAPE)).filter(_holds_cpr(pl.col(header)))
+        if hits.height and (first is None or hits["line"][0] < first[0]):
+            first = (hits["line"][0], index)
+    if first is None:
+        return None
+    return f"{where}{_delivered_header(frame, first[1])}, first at line {first[0]}"
+
+
+def _cpr_like_in_lines(text: str) -> str | None:
+    """For a CSV polars cannot parse: the first CPR-like value by line, and its column if the header
+    names it (fields split at ;)."""
+    lines = pl.Series(text.splitlines(), dtype=pl.Utf8)
+    found = pl.DataFrame({"line": lines}).select(pl.col("line").str.contains(_CPR_SHAPE) & _holds_cpr(pl.col("line")))
+    if not found["line"].any():
+        return None
+    index = found["line"].arg_true()[0]
+    if index == 0:
+        return "a header (line 1)"
+    fields = pl.DataFrame({"f": lines[int(index)].split(";")}).select(pl.col("f").str.contains(_CPR_SHAPE) & _holds_cpr(pl.col("f")))
+    headers = lines[0].lstrip("\ufeff").split(";")
+    position = int(fields["f"].arg_true()[0]) if fields["f"].any() else None  # a quoted ; may hide it
+    if position is not None and position < len(headers) and headers[position].strip():
+        return f"column {headers[position]!r}, first at line {index + 1}"
+    return f"line {index + 1}"
+
+
+def _first_cpr_like_in_sheets(sheets: dict[str, pl.DataFrame]) -> str | None:
+    """first_cpr_like over every sheet of a workbook (a CSV is one sheet without a name), names first."""
+    names = pl.DataFrame({"name": list(sheets)}, schema={"name": pl.Utf8})
+    in_names = names.select(pl.col("name").str.contains(_CPR_SHAPE) & _holds_cpr(pl.col("name")))["name"]
+    if in_names.any():
+        return f"a sheet name (sheet {in_names.arg_true()[0] + 1})"
+    for name, sheet in sheets.items():
+        found = first_cpr_like(sheet, f"sheet {name!r}, " if len(sheets) > 1 else "")
+        if found:
+            return found
     return None
 
 
-def _map_headers(frame: pl.DataFrame, contract: Contract) -> pl.DataFrame:
-    """Rename known headers to canonical names; columns the contract does not know are dropped."""
+def reject_cpr_like(where: str) -> RejectedFile:
+    return RejectedFile(f"CPR-like values (personal data) in {where}; {CPR_REASON} (the value is not repeated)")
+
+
+def _map_headers(frame: pl.DataFrame, contract: Contract) -> tuple[pl.DataFrame, list[str]]:
+    """Rename known headers to canonical names; columns the contract does not know are not kept, and
+    are named (as delivered) for the steward, unless they have neither a header nor a value."""
     by_header = {header: column.name for column in contract.columns for header in column.accepted_headers()}
     renames: dict[str, str] = {}
-    for header in frame.columns:
+    unknown: list[str] = []
+    for index, header in enumerate(frame.columns):
         canonical = by_header.get(normalize_label(header))
         if canonical is None:
+            words = _delivered_header(frame, index)
+            if not words.endswith("(no header)") or frame[header].cast(pl.Utf8).str.strip_chars().drop_nulls().str.len_chars().sum():
+                unknown.append(words)
             continue
         if canonical in renames.values():
             raise RejectedFile(f"column {contract.column(canonical).header!r} appears twice in the header")
@@ -109,7 +194,7 @@ def _map_headers(frame: pl.DataFrame, contract: Contract) -> pl.DataFrame:
     if missing:
         raise RejectedFile("missing required column(s): " + ", ".join(missing))
     frame = frame.select(pl.col(h).alias(c) for h, c in renames.items())
-    return frame.select(c.name for c in contract.columns)
+    return frame.select(c.name for c in contract.columns), unknown
 
 
 def read_text_rows(path: Path, contract: Contract) -> TextRows:
@@ -124,16 +209,25 @@ def read_text_rows(path: Path, contract: Contract) -> TextRows:
     if data.startswith(XLSX_MAGIC):
         if "xlsx" not in contract.formats:
             raise RejectedFile(f"XLSX is not accepted for {contract.source}; deliver ;-separated CSV")
-        frame, encoding = _parse_xlsx(path), "xlsx"
+        sheets, encoding = _parse_xlsx(path), "xlsx"
     else:
         frame, encoding = _parse_csv(data)
+        sheets = {"": frame}
+    # personal data anywhere (every column, known or not, every header, every sheet) refuses the file
+    # before anything of it is kept beyond the archive copy; the value itself is never repeated
+    cpr = _first_cpr_like_in_sheets(sheets)
+    if cpr:
+        raise reject_cpr_like(cpr)
+    (_, frame), *other_sheets = sheets.items()
     if frame.height == 0:
         raise RejectedFile("no data rows below the header")
-    cpr = _first_cpr_like(frame)
-    if cpr:  # the value itself is never repeated: it is personal data
-        raise RejectedFile(f"CPR-like values (personal data) in column {cpr[0]!r}, first at line {cpr[1]}; "
-                           "extracts must carry no personal data")
-    frame = _map_headers(frame, contract)
+    frame, unknown = _map_headers(frame, contract)
+    warnings = []
+    if unknown:
+        warnings.append(f"not loaded, the contract does not know them: {', '.join(unknown)}")
+    unread = [name for name, sheet in other_sheets if sheet.width]
+    if unread:
+        warnings.append(f"not read, only the first sheet is: sheet(s) {', '.join(map(repr, unread))}")
     frame = frame.with_columns(pl.col(c).cast(pl.Utf8) for c in frame.columns)
     frame = frame.with_row_index("line_number", offset=2).with_columns(pl.col("line_number").cast(pl.Int64))
-    return TextRows(frame=frame, encoding=encoding)
+    return TextRows(frame=frame, encoding=encoding, warnings=tuple(warnings))

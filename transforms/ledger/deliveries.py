@@ -40,6 +40,7 @@ class Delivery:
     spilled: Path | None = None  # <spill dir>/<delivery_id>, to which spill_path adds .<part>.parquet
     rows_read: int | None = None
     readable: bool = True  # False for an entry that is not a regular file (never opened, never archived)
+    warnings: str | None = None  # what intake did not read, for the steward (e.g. columns the contract does not know)
 
     def spill_path(self, part: str) -> Path:
         return self.spilled.with_name(f"{self.spilled.name}.{part}.parquet")

@@ -45,7 +45,8 @@ def ledger_row(delivery: Delivery, status: str, rows_read, rows_loaded, rows_qua
         "reason": delivery.reason, "rows_read": rows_read, "rows_loaded": rows_loaded,
         "rows_quarantined": rows_quarantined, "encoding": delivery.encoding,
         "size_bytes": delivery.size_bytes, "archive_path": delivery.archive_path, "run_id": run_id,
-    }])
+        "warnings": delivery.warnings,
+    }], schema_overrides={"reason": pl.Utf8, "warnings": pl.Utf8})
 
 
 def insert_ledger_rows(conn: duckdb.DuckDBPyConnection, ledger_rows: pl.DataFrame) -> None:

@@ -34,7 +34,8 @@ class RunSummary:
         detail = f"{ledger_row['rows_loaded']} of {ledger_row['rows_read']} rows loaded"
         if ledger_row["rows_quarantined"]:
             detail += f", {ledger_row['rows_quarantined']} quarantined"
-        return f"{where}: {status} ({detail})"
+        warnings = f"; warning: {ledger_row['warnings']}" if ledger_row.get("warnings") else ""
+        return f"{where}: {status} ({detail}){warnings}"
 
     @property
     def status_counts(self) -> dict[str, int]:

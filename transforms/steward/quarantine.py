@@ -62,7 +62,7 @@ def read_deliveries(warehouse: Path, source: str | None = None, status: str | No
     with duckdb.connect(str(internal_file(warehouse)), read_only=True) as conn:
         return conn.sql("""
             SELECT delivery_id, source, file_name, status, reason, rows_read, rows_loaded, rows_quarantined,
-                   encoding, received_at
+                   warnings, encoding, received_at
             FROM meta.deliveries
             WHERE ($source IS NULL OR source = $source) AND ($status IS NULL OR status = $status)
             ORDER BY delivery_id""", params={"source": source, "status": status}).pl()

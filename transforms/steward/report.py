@@ -34,7 +34,8 @@ def report_dir(warehouse: Path) -> Path:
 
 def _run_deliveries(warehouse: Path, run_id: str) -> pl.DataFrame:
     with duckdb.connect(str(internal_file(warehouse)), read_only=True) as conn:
-        return conn.sql("""SELECT delivery_id, source, file_name, status, reason, rows_read, rows_loaded, rows_quarantined
+        return conn.sql("""SELECT delivery_id, source, file_name, status, reason, rows_read, rows_loaded, rows_quarantined,
+                                  warnings
                            FROM meta.deliveries WHERE run_id = ? ORDER BY delivery_id""", params=[run_id]).pl()
 
 
@@ -77,6 +78,13 @@ def render_html(warehouse: Path, run_id: str, generated_at: dt.datetime | None =
                                                 for d in rejected.iter_rows(named=True)])
         + "<p>Nothing of these files was loaded; the files are kept in the archive. Deliver a corrected file.</p>"
         if rejected.height else "<p>None.</p>")
+    warned = deliveries.filter(pl.col("warnings").is_not_null())
+    if warned.height:
+        parts.append("<h2>Warnings</h2>")
+        parts.append(_table(["delivery", "file", "warning"], [[d["delivery_id"], f"{d['source']}/{d['file_name']}", d["warnings"]]
+                                                             for d in warned.iter_rows(named=True)])
+                     + "<p>What these files held beyond their contract was not loaded. If it belongs in the warehouse, "
+                       "the source's declaration needs the column (<code>transforms/sources/</code>).</p>")
     parts.append("<h2>Quarantined rows</h2>")
     if problems.is_empty():
         parts.append("<p>None: every row of the files taken in passed its checks.</p>")
@@ -123,6 +131,10 @@ def render_markdown(warehouse: Path, run_id: str, top_rules: int = 5) -> str:
     if rejected.height:
         lines += ["", "## Rejected files", ""] + [f"- `{r['source']}/{r['file_name']}`: {r['reason']}"
                                                    for r in rejected.iter_rows(named=True)]
+    warned = deliveries.filter(pl.col("warnings").is_not_null())
+    if warned.height:
+        lines += ["", "## Warnings", ""] + [f"- `{r['source']}/{r['file_name']}`: {r['warnings']}"
+                                            for r in warned.iter_rows(named=True)]
     if problems.height:
         top = problems.group_by("source", "rule", "rule_description").len().sort("len", descending=True).head(top_rules)
         lines += ["", "## Top failing rules", "", "| source | rule | rows | what it says |", "|---|---|---:|---|"]
