@@ -33,6 +33,7 @@ from transforms.reference import DEFAULT_REFERENCE_DIR, check_reference_tables
 from transforms.steward.report import render_markdown, write_steward_report
 from warehouse.build import (
     check_warehouse_path,
+    check_writable_folder,
     default_archive_dir,
     spill_dir,
     warehouse_write,
@@ -131,7 +132,8 @@ def run_pipeline(landing: str, warehouse: str, reference_dir: str | None = None,
     New deliveries are announced as a `boligdata.deliveries.loaded` event."""
     landing_dir = Path(landing).resolve()
     warehouse_file, reference, summary = start_run(warehouse, reference_dir, str(landing_dir), materialize)
-    archive = Path(archive_dir).resolve() if archive_dir else default_archive_dir(warehouse_file)
+    archive = check_writable_folder(Path(archive_dir).resolve() if archive_dir else default_archive_dir(warehouse_file),
+                                    "the raw file archive")
     if landed_path:
         progress.info("triggered by %s landing", landed_path)
     with warehouse_write(warehouse_file, summary) as write:
@@ -154,9 +156,20 @@ def run_pipeline(landing: str, warehouse: str, reference_dir: str | None = None,
         if materialize:
             summary.mart_rows = materialize_marts.submit(build, reference, published_fingerprint == summary.model_fingerprint,
                                                          wait_for=loads).result()
-    summary.report = report_to_steward(warehouse_file, summary.run_id)
+    # published: what follows is owed to the steward and the event system, and must not turn a published
+    # run into one that "failed, warehouse unchanged"
+    try:
+        summary.report = report_to_steward(warehouse_file, summary.run_id)
+    except OSError as error:
+        summary.warnings.append(f"the steward report was not written ({error.strerror or error}: "
+                                f"{error.filename or 'report folder'}); the warehouse was published")
     if summary.ledger_rows:
-        announce_loaded(warehouse_file, summary)
+        try:
+            announce_loaded(warehouse_file, summary)
+        except Exception as error:  # an event API that does not answer: the run itself is done
+            summary.warnings.append(f"the loaded event was not sent ({error}); the warehouse was published")
+    for warning in summary.warnings:
+        progress.warning("warning: %s", warning)
     return summary
 
 

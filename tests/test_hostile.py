@@ -89,3 +89,142 @@ def test_reference_data_that_contradicts_itself_stops_the_run(tmp_path, name, ch
     path.write_text(change(path.read_text(encoding="utf-8")), encoding="utf-8")
     with pytest.raises(ReferenceDataError, match=re.escape(message)):
         check_reference_tables(reference)
+
+
+def test_an_xlsx_that_inflates_past_the_bound_is_rejected_before_it_is_read(paths, monkeypatch):
+    import zipfile
+
+    from conftest import BOLIGORG_HEADER
+    from openpyxl import Workbook
+
+    landing, warehouse = paths
+    book = Workbook()
+    book.active.append(BOLIGORG_HEADER.split(";"))
+    (landing / "boligorg_afdelinger").mkdir(parents=True)
+    path = landing / "boligorg_afdelinger" / "bomb.xlsx"
+    book.save(path)
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as workbook:
+        workbook.writestr("xl/worksheets/padding.xml", b"0" * (32 << 20))  # 32 MiB of zeros, ~32 KB deflated
+    assert path.stat().st_size < 200_000
+    monkeypatch.setenv("BOLIGDATA_MAX_INFLATED_BYTES", str(16 << 20))
+    (row,) = ingest_all(landing, warehouse)
+    assert (row["status"], row["reason"]) == ("rejected", f"XLSX inflates to {(32 << 20) + _parts(path):,} bytes, "
+                                              f"over the limit of {16 << 20:,} (BOLIGDATA_MAX_INFLATED_BYTES)")
+
+
+def _parts(path) -> int:
+    import zipfile
+
+    with zipfile.ZipFile(path) as workbook:
+        return sum(e.file_size for e in workbook.infolist() if e.filename != "xl/worksheets/padding.xml")
+
+
+def test_a_csv_with_more_lines_than_allowed_is_rejected(paths, monkeypatch):
+    landing, warehouse = paths
+    land(landing, "politi_sigtelser", "long.csv", [SIGTELSER_HEADER, *sigtelser_year(2016, "Motalavej")])
+    monkeypatch.setenv("BOLIGDATA_MAX_ROWS", "3")
+    (row,) = ingest_all(landing, warehouse)
+    assert (row["status"], row["reason"]) == ("rejected", "file has 5 lines, over the limit of 3 (BOLIGDATA_MAX_ROWS)")
+
+
+def test_a_report_that_cannot_be_written_does_not_make_a_published_run_a_failed_one(paths, prefect_server):
+    from flows.pipeline import run_pipeline
+
+    landing, warehouse = paths
+    land(landing, "politi_sigtelser", "s.csv", [SIGTELSER_HEADER, *sigtelser_year(2016, "Motalavej")])
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    (warehouse.parent / "w_reports").write_text("a file where the report folder should be")
+    summary = run_pipeline(landing=str(landing), warehouse=str(warehouse))
+    assert summary.status_counts == {"loaded": 1}
+    assert query(warehouse, "SELECT status FROM meta.deliveries") == [("loaded",)]  # published
+    (warning,) = summary.warnings
+    assert warning.startswith("the steward report was not written (") and warning.endswith("the warehouse was published")
+    assert f"Warning: {warning}" in summary.render()
+
+
+def test_an_archive_that_cannot_be_written_is_named_before_anything_happens(paths, prefect_server):
+    from flows.pipeline import run_pipeline
+    from warehouse.build import WarehouseUnavailable
+
+    landing, warehouse = paths
+    land(landing, "politi_sigtelser", "s.csv", [SIGTELSER_HEADER, *sigtelser_year(2016, "Motalavej")])
+    blocked = warehouse.parent / "archive-is-a-file"
+    blocked.write_text("x")
+    with pytest.raises(WarehouseUnavailable, match=f"the raw file archive {blocked} cannot be created: File exists"):
+        run_pipeline(landing=str(landing), warehouse=str(warehouse), archive_dir=str(blocked))
+    assert not warehouse.exists()
+
+
+FUZZ_FILES = 520
+FUZZ_SEED = 20261125
+
+
+def _fuzzed(template: bytes, rng) -> bytes:
+    """One hostile variant of a valid delivery."""
+    data = bytearray(template)
+    kind = rng.randrange(10)
+    if kind == 0:  # flipped bytes
+        for _ in range(rng.randrange(1, 20)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+    elif kind == 1:  # cut short
+        del data[rng.randrange(len(data)):]
+    elif kind == 2:  # a stray quote
+        data.insert(rng.randrange(len(data)), ord('"'))
+    elif kind == 3:  # numbers that are not numbers
+        text = data.decode("utf-8", "replace")
+        digits = [i for i, c in enumerate(text) if c.isdigit()]
+        if digits:
+            i = rng.choice(digits)
+            text = text[:i] + rng.choice(["1" + "0" * 400, "inf", "NaN", "-7", "1e308", "9" * 30, ""]) + text[i + 1:]
+        data = bytearray(text.encode("utf-8"))
+    elif kind == 4:  # garbage
+        data = bytearray(rng.randbytes(rng.randrange(1, 2000)))
+    elif kind == 5:  # empty or whitespace
+        data = bytearray(rng.choice([b"", b"\r\n", b"   "]))
+    elif kind == 6:  # the wrong delimiter
+        data = bytearray(data.replace(b";", b","))
+    elif kind == 7:  # personal data in free text
+        data = bytearray(data.replace(b"\r\n", b";anmelder 120389-1234 ringede\r\n", 1))
+    elif kind == 8:  # Windows-1252
+        data = bytearray(data.decode("utf-8").encode("cp1252", "replace"))
+    else:  # rows repeated
+        lines = data.split(b"\r\n")
+        data = bytearray(b"\r\n".join(lines + lines[1:] * rng.randrange(1, 4)))
+    return bytes(data)
+
+
+def test_fuzzed_deliveries_each_end_in_the_ledger_and_leave_no_non_finite_value(paths):
+    import random
+
+    from conftest import BOLIGORG_HEADER, NOEGLETAL_HEADER
+
+    landing, warehouse = paths
+    templates = {
+        "politi_sigtelser": [SIGTELSER_HEADER, *sigtelser_year(2016, "Motalavej"), *sigtelser_year(2016, "Hele kommunen")],
+        "kommune_noegletal": [NOEGLETAL_HEADER, "2016;330;Motalavej;befolkning;1.500;",
+                              "2016;330;Motalavej;uddannelsesparat_9kl_andel;45;90"],
+        "boligorg_afdelinger": [BOLIGORG_HEADER, "BoligKorsør;015;2016;300;30;2;766;16;61.872,50;890"],
+        "politi_anmeldelser": ["Anmeldelses-ID;Anmeldt dato;Kommunekode;Område;Kategori",
+                               "A1;2016-03-01;330;Motalavej;Hærværk", "A2;2016-03-02;330;;Vold"],
+        "politi_tryghed": ["År;Kommunekode;Område;Andel trygge (%);Andel utrygge (%);Respondenter",
+                           "2016;330;Motalavej;58,3;20,1;120"],
+        "indsats_registreringer": ["Plan;Område;Periode;Måling;Værdi;Kommentar", "slagelse-2017;;2018-H1;frivillige;30;"],
+    }
+    rng = random.Random(FUZZ_SEED)
+    sources = sorted(templates)
+    for n in range(FUZZ_FILES):
+        source = sources[n % len(sources)]
+        template = ("\r\n".join(templates[source]) + "\r\n").encode("utf-8")
+        path = landing / source / f"fuzz-{n:04d}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(_fuzzed(template, rng))
+    rows = ingest_all(landing, warehouse)
+    assert len(rows) == FUZZ_FILES  # every file: one ledger row, with a status
+    assert {r["status"] for r in rows} <= {"loaded", "loaded_with_quarantine", "rejected", "duplicate"}
+    assert all(r["reason"] for r in rows if r["status"] == "rejected")
+    assert all("120389-1234" not in (r["reason"] or "") for r in rows)
+    numeric = query(warehouse, """SELECT table_schema, table_name, column_name FROM information_schema.columns
+                                  WHERE data_type IN ('DOUBLE', 'FLOAT', 'REAL')""")
+    for schema, table, column in numeric:
+        assert query(warehouse, f'SELECT count(*) FROM {schema}.{table} WHERE NOT isfinite("{column}")') == [(0,)], \
+            f"{schema}.{table}.{column}"

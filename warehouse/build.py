@@ -37,6 +37,17 @@ def check_warehouse_path(warehouse: Path) -> Path:
     return warehouse
 
 
+def check_writable_folder(folder: Path, what: str) -> Path:
+    """A folder the run will write to (created if missing), or one line saying why it cannot be."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise WarehouseUnavailable(f"{what} {folder} cannot be created: {error.strerror}") from error
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise WarehouseUnavailable(f"{what} {folder} is not writable")
+    return folder
+
+
 def build_path(warehouse: Path) -> Path:
     return warehouse.with_name(f".{warehouse.name}.building")
 

@@ -14,6 +14,7 @@ import polars as pl
 from transforms.ledger import records
 from transforms.ledger.deliveries import Delivery
 from transforms.sources import Contract, all_contracts, contract_for
+from warehouse.transaction import transaction
 
 SCHEMA_SQL = Path(__file__).resolve().parent / "schema.sql"
 
@@ -164,8 +165,7 @@ def record_deliveries(warehouse: Path, deliveries: list[Delivery], run_id: str |
     all in one transaction over one connection; yields each delivery's ledger row (as a dict) as it is
     applied. Nothing is written if any delivery fails."""
     with duckdb.connect(str(warehouse)) as conn:
-        conn.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(conn):
             _note_possible_duplicates(conn, deliveries)
             set_wise = _sources_applied_set_wise(conn, deliveries)
             quarantined = {}
@@ -191,7 +191,3 @@ def record_deliveries(warehouse: Path, deliveries: list[Delivery], run_id: str |
                 records.insert_ledger_rows(conn, pl.concat(set_wise_rows, how="vertical_relaxed"))
             conn.execute("DROP TABLE possible_duplicates")
             _insert_raw_rows(conn, deliveries)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise

@@ -27,6 +27,7 @@ import yaml
 from transforms.reference import REFERENCE_TABLES, read_reference_table
 from transforms.sources import all_contracts
 from warehouse import disclosure
+from warehouse.transaction import transaction
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 MEASURE_VIEW_PREFIX = "measures__"  # core views that feed core.measures
@@ -220,17 +221,12 @@ def materialize(warehouse: Path, reference_dir: Path, only_marts: bool = False) 
     and models (same model fingerprint) and only new deliveries changed: then the tables alone are
     rebuilt (marts and the internal core.indicator_figures)."""
     with duckdb.connect(str(warehouse)) as conn:
-        conn.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(conn):
             if not only_marts:
                 load_reference_tables(conn, reference_dir)
             for model in all_models():
                 if model.materialized == "table" or not only_marts:  # views are current by definition
                     _build(conn, model)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         tables = conn.execute(
             "SELECT table_name, estimated_size FROM duckdb_tables() WHERE schema_name = 'marts' ORDER BY 1"
         ).fetchall()

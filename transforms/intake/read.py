@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import polars as pl
 from transforms.ledger.deliveries import XLSX_MAGIC
 from transforms.sources import Contract, normalize_label
 
+DEFAULT_MAX_INFLATED_BYTES = 256 << 20  # what an XLSX's parts may inflate to; BOLIGDATA_MAX_INFLATED_BYTES overrides
+DEFAULT_MAX_ROWS = 10_000_000  # lines of one CSV delivery; BOLIGDATA_MAX_ROWS overrides
 DEFAULT_MAX_FILE_BYTES = 1 << 30  # 1 GiB; BOLIGDATA_MAX_FILE_BYTES overrides
 # A CPR number (personal data, never stored or repeated): DDMMYY-XXXX or DDMMYYXXXX whose first six digits
 # are a real date DDMMYY, alone in a cell or inside text, where it is not part of a longer number.
@@ -89,7 +92,32 @@ def _parse_xlsx(path: Path) -> dict[str, pl.DataFrame]:
 
 
 def max_file_bytes() -> int:
-    return int(os.environ.get("BOLIGDATA_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES))
+    return _limit("BOLIGDATA_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES)
+
+
+def _limit(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _check_inflation(path: Path, data: bytes, is_xlsx: bool) -> None:
+    """Bound what a delivery may grow into before it is parsed, so memory stays bounded by configuration:
+    an XLSX is a zip whose sheets may inflate a thousandfold (a 527 KB file to 512 MiB), and a CSV's
+    rows become frame rows. Reject, with the reason, what exceeds the limits."""
+    rows_limit = _limit("BOLIGDATA_MAX_ROWS", DEFAULT_MAX_ROWS)
+    if is_xlsx:
+        inflated_limit = _limit("BOLIGDATA_MAX_INFLATED_BYTES", DEFAULT_MAX_INFLATED_BYTES)
+        try:
+            with zipfile.ZipFile(path) as workbook:
+                inflated = sum(entry.file_size for entry in workbook.infolist())
+        except (zipfile.BadZipFile, OSError) as error:
+            raise RejectedFile(f"unreadable XLSX: {error}") from error
+        if inflated > inflated_limit:
+            raise RejectedFile(f"XLSX inflates to {inflated:,} bytes, over the limit of {inflated_limit:,} "
+                               "(BOLIGDATA_MAX_INFLATED_BYTES)")
+        return
+    rows = data.count(b"\n")
+    if rows > rows_limit:
+        raise RejectedFile(f"file has {rows:,} lines, over the limit of {rows_limit:,} (BOLIGDATA_MAX_ROWS)")
 
 
 def _holds_cpr(values: pl.Expr) -> pl.Expr:
@@ -206,6 +234,7 @@ def read_text_rows(path: Path, contract: Contract) -> TextRows:
     data = path.read_bytes()
     if not data.strip():
         raise RejectedFile("empty file")
+    _check_inflation(path, data, data.startswith(XLSX_MAGIC))
     if data.startswith(XLSX_MAGIC):
         if "xlsx" not in contract.formats:
             raise RejectedFile(f"XLSX is not accepted for {contract.source}; deliver ;-separated CSV")

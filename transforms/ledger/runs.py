@@ -22,6 +22,7 @@ class RunSummary:
     ledger_rows: list[dict] = field(default_factory=list)  # meta.deliveries rows this run wrote
     mart_rows: dict[str, int] = field(default_factory=dict)  # empty when the warehouse was unchanged
     report: Path | None = None  # the steward's HTML report of the run
+    warnings: list[str] = field(default_factory=list)  # what went wrong after the warehouse was published
 
     @staticmethod
     def describe(ledger_row: dict) -> str:
@@ -57,6 +58,7 @@ class RunSummary:
             f"Marts: {marts}",
             f"Warehouse: {self.warehouse}",
             *([f"Steward report: {self.report}"] if self.report else []),
+            *(f"Warning: {warning}" for warning in self.warnings),
         ])
 
 
