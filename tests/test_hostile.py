@@ -228,3 +228,31 @@ def test_fuzzed_deliveries_each_end_in_the_ledger_and_leave_no_non_finite_value(
     for schema, table, column in numeric:
         assert query(warehouse, f'SELECT count(*) FROM {schema}.{table} WHERE NOT isfinite("{column}")') == [(0,)], \
             f"{schema}.{table}.{column}"
+
+
+@pytest.mark.parametrize("written", ["150585 1115", "150585–1115", "150585\u20111115", "15 05 85 11 15",
+                                     "\uff11\uff15\uff10\uff15\uff18\uff15\uff11\uff11\uff11\uff15"])
+def test_cpr_numbers_written_otherwise_are_found_and_never_repeated(paths, written):
+    landing, warehouse = paths
+    land(landing, "politi_sigtelser", "s.csv", [SIGTELSER_HEADER + ";Bemærkning",
+                                                *(row + ";" for row in sigtelser_year(2016, "Motalavej")[:-1]),
+                                                sigtelser_year(2016, "Motalavej")[-1] + f";ring {written} tilbage"])
+    (row,) = ingest_all(landing, warehouse)
+    assert row["status"] == "rejected" and row["reason"].startswith("CPR-like values (personal data) in column 'Bemærkning'")
+    assert written not in row["reason"]
+
+
+def test_a_cpr_in_a_file_name_is_masked_in_the_ledger_and_the_file_rejected(paths):
+    landing, warehouse = paths
+    land(landing, "politi_sigtelser", "borger_150585-1115.csv", [SIGTELSER_HEADER, *sigtelser_year(2016, "Motalavej")])
+    (row,) = ingest_all(landing, warehouse)
+    assert (row["status"], row["file_name"]) == ("rejected", "borger_######-####.csv")
+    assert "150585" not in str(query(warehouse, "SELECT * FROM meta.deliveries"))
+    assert ingest_all(landing, warehouse) == []  # recorded once
+
+
+def test_an_unparseable_csv_is_rejected_without_quoting_its_content(paths):
+    landing, warehouse = paths
+    land(landing, "politi_sigtelser", "s.csv", [SIGTELSER_HEADER, '2016;330;"Hr. Jensen, Ringparken;Straffeloven;1;1;;'])
+    (row,) = ingest_all(landing, warehouse)
+    assert row["status"] == "rejected" and "Jensen" not in row["reason"]

@@ -14,16 +14,13 @@ from pathlib import Path
 
 import polars as pl
 
+from transforms.intake.personal_data import CPR_SHAPE, holds_cpr
 from transforms.ledger.deliveries import XLSX_MAGIC
 from transforms.sources import Contract, normalize_label
 
 DEFAULT_MAX_INFLATED_BYTES = 256 << 20  # what an XLSX's parts may inflate to; BOLIGDATA_MAX_INFLATED_BYTES overrides
 DEFAULT_MAX_ROWS = 10_000_000  # lines of one CSV delivery; BOLIGDATA_MAX_ROWS overrides
 DEFAULT_MAX_FILE_BYTES = 1 << 30  # 1 GiB; BOLIGDATA_MAX_FILE_BYTES overrides
-# A CPR number (personal data, never stored or repeated): DDMMYY-XXXX or DDMMYYXXXX whose first six digits
-# are a real date DDMMYY, alone in a cell or inside text, where it is not part of a longer number.
-# _CPR_SHAPE is the cheap test over every cell; the date is checked only where it matches (_holds_cpr).
-_CPR_SHAPE = r"(?:^|\D)\d{6}-?\d{4}(?:\D|$)"
 CPR_REASON = "extracts must carry no personal data"
 UTF8_BOM = b"\xef\xbb\xbf"
 # Bytes that Windows-1252 leaves undefined; a file containing them can only be ISO-8859-1.
@@ -75,8 +72,9 @@ def _parse_csv(data: bytes) -> tuple[pl.DataFrame, str]:
         cpr = _cpr_like_in_lines(text)
         if cpr:
             raise reject_cpr_like(cpr) from None
-        first_line = str(error).strip().splitlines()[0]
-        raise RejectedFile(f"unreadable CSV: {first_line}") from error
+        # polars' message quotes delivered content, which may be personal: the reason never does
+        raise RejectedFile("unreadable CSV: a row does not split into the header's columns (an unclosed quote, "
+                           "or more fields than the header); the content is not repeated") from error
     return frame, encoding
 
 
@@ -120,17 +118,6 @@ def _check_inflation(path: Path, data: bytes, is_xlsx: bool) -> None:
         raise RejectedFile(f"file has {rows:,} lines, over the limit of {rows_limit:,} (BOLIGDATA_MAX_ROWS)")
 
 
-def _holds_cpr(values: pl.Expr) -> pl.Expr:
-    """Per text value: does it hold a CPR-like number (see _CPR_SHAPE)? Meant for the few values whose
-    shape already matched. The regex engine has no look-around, so a match consumes the non-digit on
-    each side of it; each non-digit is doubled first, so that two numbers one character apart are both
-    found (a CPR's own hyphen becomes "--")."""
-    doubled = values.str.replace_all(r"(\D)", "${1}${1}")
-    found = doubled.str.extract_all(r"(?:^|\D)\d{6}(?:--)?\d{4}(?:\D|$)")
-    birth_dates = pl.element().str.replace_all(r"\D", "").str.slice(0, 6).str.strptime(pl.Date, "%d%m%y", strict=False)
-    return found.list.eval(birth_dates.is_not_null().any()).list.first().fill_null(False)
-
-
 def _delivered_header(frame: pl.DataFrame, index: int) -> str:
     """A column's header in words for a reason or a warning, as delivered where the reader kept it."""
     name = frame.columns[index]
@@ -146,19 +133,19 @@ def first_cpr_like(frame: pl.DataFrame, where: str = "") -> str | None:
     """Where the first CPR-like value of a parsed file (sheet) is, in words, or None: a header, else
     the column and line of the first such value; the value itself is never part of the answer."""
     headers = pl.Series(frame.columns, dtype=pl.Utf8)
-    in_headers = pl.DataFrame({"h": headers}).select(pl.col("h").str.contains(_CPR_SHAPE) & _holds_cpr(pl.col("h")))["h"]
+    in_headers = pl.DataFrame({"h": headers}).select(pl.col("h").str.contains(CPR_SHAPE) & holds_cpr(pl.col("h")))["h"]
     if in_headers.any():
         return f"{where}a header (column {in_headers.arg_true()[0] + 1}, line 1)"
     if frame.width == 0 or frame.height == 0:
         return None
     # one pass over every column for the shape; dates are checked only in the cells where it occurs
     text = frame.select(pl.all().cast(pl.Utf8)).with_row_index("line", offset=2)
-    shaped = text.select(pl.all().exclude("line").str.contains(_CPR_SHAPE).any()).row(0)
+    shaped = text.select(pl.all().exclude("line").str.contains(CPR_SHAPE).any()).row(0)
     first: tuple[int, int] | None = None  # (line, column index)
     for index, header in enumerate(frame.columns):
         if not shaped[index]:
             continue
-        hits = text.filter(pl.col(header).str.contains(_CPR_SHAPE)).filter(_holds_cpr(pl.col(header)))
+        hits = text.filter(pl.col(header).str.contains(CPR_SHAPE)).filter(holds_cpr(pl.col(header)))
         if hits.height and (first is None or hits["line"][0] < first[0]):
             first = (hits["line"][0], index)
     if first is None:
@@ -170,13 +157,13 @@ def _cpr_like_in_lines(text: str) -> str | None:
     """For a CSV polars cannot parse: the first CPR-like value by line, and its column if the header
     names it (fields split at ;)."""
     lines = pl.Series(text.splitlines(), dtype=pl.Utf8)
-    found = pl.DataFrame({"line": lines}).select(pl.col("line").str.contains(_CPR_SHAPE) & _holds_cpr(pl.col("line")))
+    found = pl.DataFrame({"line": lines}).select(pl.col("line").str.contains(CPR_SHAPE) & holds_cpr(pl.col("line")))
     if not found["line"].any():
         return None
     index = found["line"].arg_true()[0]
     if index == 0:
         return "a header (line 1)"
-    fields = pl.DataFrame({"f": lines[int(index)].split(";")}).select(pl.col("f").str.contains(_CPR_SHAPE) & _holds_cpr(pl.col("f")))
+    fields = pl.DataFrame({"f": lines[int(index)].split(";")}).select(pl.col("f").str.contains(CPR_SHAPE) & holds_cpr(pl.col("f")))
     headers = lines[0].lstrip("\ufeff").split(";")
     position = int(fields["f"].arg_true()[0]) if fields["f"].any() else None  # a quoted ; may hide it
     if position is not None and position < len(headers) and headers[position].strip():
@@ -187,7 +174,7 @@ def _cpr_like_in_lines(text: str) -> str | None:
 def _first_cpr_like_in_sheets(sheets: dict[str, pl.DataFrame]) -> str | None:
     """first_cpr_like over every sheet of a workbook (a CSV is one sheet without a name), names first."""
     names = pl.DataFrame({"name": list(sheets)}, schema={"name": pl.Utf8})
-    in_names = names.select(pl.col("name").str.contains(_CPR_SHAPE) & _holds_cpr(pl.col("name")))["name"]
+    in_names = names.select(pl.col("name").str.contains(CPR_SHAPE) & holds_cpr(pl.col("name")))["name"]
     if in_names.any():
         return f"a sheet name (sheet {in_names.arg_true()[0] + 1})"
     for name, sheet in sheets.items():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import re
 import shutil
 import stat
 from dataclasses import dataclass, replace
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 
+from transforms.intake.personal_data import cpr_like
 from transforms.sources import contract_for
 from warehouse.files import internal_file
 
@@ -162,12 +164,18 @@ def plan_deliveries(landing_dir: Path, ledger: LedgerSnapshot, now: dt.datetime 
             next_id += 1
     for path in files:
         source, file_name = _source_and_name(landing_dir, path)
+        named_person = cpr_like(f"{source}/{file_name}")
+        if named_person:  # a name is screened like content: the ledger keeps it with its digits masked
+            source, file_name = (re.sub(r"\d", "#", part) for part in (source, file_name))
         sha = sha256_of(path)
         if (source, file_name, sha) in ledger.seen:
             continue
         delivery = Delivery(next_id, source, file_name, path, sha, path.stat().st_size, now)
         contract = contract_for(source)
-        if not source:
+        if named_person:
+            delivery = delivery.rejected("the file or folder name holds a CPR-like number (personal data); it is "
+                                         "recorded with its digits masked: rename the file and deliver it again")
+        elif not source:
             delivery = delivery.rejected("file is not inside a source folder (landing/<source>/<file>)")
         elif contract is None:
             delivery = delivery.rejected(f"unknown source folder {source!r}")
