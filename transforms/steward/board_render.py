@@ -328,7 +328,7 @@ def render_typst(data: ReportData, blocks: list[dict], report_id: int) -> str:
             for index, row in enumerate(table["rows"]):
                 for column, cell in enumerate(row):
                     if verdicts is not None and column == len(row) - 1:
-                        cells.append(f"table.cell(fill: {VERDICT_FILL[verdicts[index]]})[{_tcell(cell)}]")
+                        cells.append(f"table.cell(fill: {VERDICT_FILL[verdicts[index]]}, {_tcell(cell)})")
                     else:
                         cells.append(_tcell(cell))
             widths = ", ".join(f"{w}fr" for w in table["widths"])
