@@ -77,7 +77,8 @@ def _chart_svg(data: ReportData, indicator: str) -> str:
         ax.set_ylim(0, high)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
-    fig.tight_layout()
+    # fixed margins, room for the legend on the right: tight_layout would draw every chart twice
+    fig.subplots_adjust(left=0.08, right=0.64, top=0.95, bottom=0.1)
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", metadata={"Date": None})
     plt.close(fig)
