@@ -101,12 +101,14 @@ def explain_department(warehouse: Path, department: str, year: int) -> dict | No
         rows = conn.execute("""
             SELECT s.*, d.source, d.file_name, d.sha256 FROM staging.boligorg_afdelinger AS s
             JOIN meta.deliveries AS d USING (delivery_id)
-            WHERE lower(s.organisation) = lower(?) AND CAST(s.afdeling AS VARCHAR) = ? AND s.aar = ?""",
-                            [organisation, afdeling, year])
+            WHERE lower(s.organisation) = lower(?) AND (CAST(s.afdeling AS VARCHAR) = ?
+                  OR try_cast(s.afdeling AS BIGINT) = try_cast(? AS BIGINT)) AND s.aar = ?""",
+                            [organisation, afdeling, afdeling, year])
         names = [c[0] for c in rows.description]
         found = [dict(zip(names, r)) for r in rows.fetchall()]
         area = conn.execute("""SELECT area_id FROM core.department_membership WHERE lower(organisation) = lower(?)
-            AND CAST(afdeling AS VARCHAR) = ? AND year = ?""", [organisation, afdeling, year]).fetchall()
+            AND (CAST(afdeling AS VARCHAR) = ? OR try_cast(afdeling AS BIGINT) = try_cast(? AS BIGINT)) AND year = ?""",
+                            [organisation, afdeling, afdeling, year]).fetchall()
     if not found:
         return None
     return {"department": department, "year": year, "area_id": area[0][0] if area else None, "rows": found}
