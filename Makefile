@@ -23,6 +23,10 @@ demo: setup
 	$(UV) run --frozen boligdata run --landing demo/landing --warehouse $(DEMO_WAREHOUSE)
 	$(UV) run --frozen boligdata indicators --warehouse $(DEMO_WAREHOUSE)
 	$(UV) run --frozen boligdata targets --warehouse $(DEMO_WAREHOUSE)
+	@# the board's report of the demo plan for the latest year with data (prints where the HTML and PDF are)
+	$(UV) run --frozen boligdata report --warehouse $(DEMO_WAREHOUSE) --plan slagelse-2017 \
+		--period $$($(UV) run --frozen python -c "import duckdb; print(duckdb.connect('$(DEMO_WAREHOUSE)', read_only=True).execute(\"SELECT max(year) FROM marts.indicator_values WHERE scope_id = 'slagelse-2017'\").fetchall()[0][0])") \
+		--out demo/reports
 
 test: setup
 	$(UV) run --frozen pytest

@@ -257,11 +257,47 @@ def _quarantine_retry(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from transforms.steward.lineage import explain
+    from transforms.steward import lineage
 
-    found = explain(args.warehouse, args.indicator, args.scope, args.year)
+    if args.report is not None:
+        return _explain_reported(args)
+    if not args.year.isdigit():
+        return _fail(f"year {args.year!r} is not a year (a half-year only with --report)", 2)
+    args.year = int(args.year)
+    if "/" in args.scope:  # a housing department: ORGANISATION/AFDELING
+        found = lineage.explain_department(args.warehouse, args.scope, args.year)
+        if found is None:
+            return _fail(f"no staged row of department {args.scope} in {args.year}", 2)
+        print(f"department {found['department']}, {found['year']} (belongs to area {found['area_id'] or 'none'} that year):")
+        for row in found["rows"]:
+            values = "; ".join(f"{k}={v}" for k, v in row.items() if k not in ("source", "file_name", "sha256", "partition_key"))
+            print(f"  {values}")
+            print(f"    from delivery {row['delivery_id']}: {row['source']}/{row['file_name']} (sha256 {row['sha256']}), "
+                  f"line {row['line_number']}")
+        return 0
+    target = lineage.explain_target(args.warehouse, args.indicator, args.scope, args.year)
+    if target is not None:
+        verdict = {True: "met", False: "not met"}.get(target["met"], "not evaluable")
+        print(f"target {target['target_id']} of {target['plan_id']} for {target['level']} {target['scope_id']}, "
+              f"{target['year']}: {verdict}")
+        print(f"  agreement: {target['source']} ({target['data_source'] or 'no data source named'}): {target['description']}")
+        print(f"  rule {target['rule']}" + (f", agreed value {target['agreed_value']}" if target["agreed_value"] is not None else "")
+              + (f", reading: {target['reading']}" if target["reading"] else "") + (" (provisional)" if target["provisional"] else ""))
+        if target["baseline_year"]:
+            shown = "suppressed" if target["baseline_suppressed"] else target["baseline_value"]
+            print(f"  baseline {target['baseline_year']}: {shown}")
+        print(f"  target value this year: {target['target_value']}; actual: "
+              + ("suppressed (judged on the unsuppressed value)" if target["suppressed"] else f"{target['actual_value']}"))
+        if target["note"]:
+            print(f"  note: {target['note']}")
+        args.indicator = target["indicator"]
+        print(f"  the actual value, {target['indicator']}:")
+    found = lineage.explain(args.warehouse, args.indicator, args.scope, args.year)
     if found is None:
-        return _fail(f"no {args.indicator} value for {args.scope} in {args.year} in marts.indicator_values", 2)
+        if target is not None:
+            print("    no value in marts.indicator_values")
+            return 0
+        return _fail(f"no {args.indicator} value (nor target) for {args.scope} in {args.year} in marts.indicator_values", 2)
     shown = "suppressed (disclosure control)" if found["suppressed"] else f"{found['value']} {found['unit']}"
     print(f"{found['indicator']} for {found['level']} {found['scope_id']}, {found['year']}: {shown}")
     print(f"  {found['definition']}")
@@ -270,6 +306,48 @@ def _explain(args: argparse.Namespace) -> int:
     print("  from these deliveries (staged rows of the scope and year):")
     for d in found["deliveries"]:
         print(f"    delivery {d['delivery_id']}: {d['source']}/{d['file_name']}, {d['rows']} row(s), received {d['received_at']:%Y-%m-%d %H:%M}")
+        print(f"      sha256 {d['sha256']}, lines {d['line_ranges']}")
+    return 0
+
+
+def _explain_reported(args: argparse.Namespace) -> int:
+    from transforms.steward import lineage
+
+    found = lineage.reported(args.warehouse, args.report, args.indicator, args.scope, str(args.year))
+    if found is None:
+        return _fail(f"no report {args.report}", 2)
+    report = found["report"]
+    if not found["figures"]:
+        return _fail(f"report {args.report} showed no {args.indicator} for {args.scope} in {args.year}", 2)
+    print(f"as reported in report {report['report_id']} ({report['plan_id']} {report['period']}, "
+          f"{report['created_at']:%Y-%m-%d %H:%M} by {report['created_by']}; {report['pdf_file']} sha256 {report['pdf_sha256']}):")
+    for f in found["figures"]:
+        shown = "suppressed" if f["suppressed"] else f["value"]
+        extra = f", target {f['target_id']}: {f['verdict']}" if f["kind"] == "target" else ""
+        print(f"  {f['kind']} {f['indicator']} {f['level']} {f['scope_id']} {f['period']}: {shown}{extra}")
+    for d in found["deliveries"]:
+        print(f"    delivery {d['delivery_id']}: {d['source']}/{d['file_name']} (sha256 {d['sha256']}, now {d['status']})")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from transforms.steward.board_report import ReportError, write_report
+
+    try:
+        written = write_report(args.warehouse, args.plan, args.period, args.out)
+    except ReportError as problem:
+        return _fail(str(problem), 2)
+    print(f"report {written.report_id} ({args.plan}, {args.period}) in {written.seconds:.1f} s, "
+          f"{written.revisions} figure(s) revised since the plan's last report:")
+    print(f"  {written.html}")
+    print(f"  {written.pdf}")
+    return 0
+
+
+def _reports(args: argparse.Namespace) -> int:
+    from transforms.steward.board_report import list_reports
+
+    _show(list_reports(args.warehouse), "no reports yet")
     return 0
 
 
@@ -403,12 +481,26 @@ def build_parser() -> argparse.ArgumentParser:
     targets.add_argument("--plan", help="only this plan id")
     targets.set_defaults(handler=_targets, needs_warehouse=True)
 
-    explaining = commands.add_parser("explain", help="a figure's value, numerator/denominator and the deliveries behind it")
-    explaining.add_argument("indicator")
-    explaining.add_argument("scope", help="area id, plan id, kommune code, landsplan or sub")
-    explaining.add_argument("year", type=int)
+    explaining = commands.add_parser("explain", help="a figure's value, numerator/denominator and the deliveries behind it; "
+                                     "a target's verdict; a figure as a report showed it")
+    explaining.add_argument("indicator", help="indicator id, or a target id (ref.targets) to explain its verdict")
+    explaining.add_argument("scope", help="area id, plan id, kommune code, bydel, landsplan or sub; or a housing "
+                                          "department as ORGANISATION/AFDELING")
+    explaining.add_argument("year", help="year (2019); with --report also a half-year (2019-H1)")
     explaining.add_argument("--warehouse", type=Path, required=True)
+    explaining.add_argument("--report", type=int, help="show the figure as report ID showed it (meta.reported_figures)")
     explaining.set_defaults(handler=_explain, needs_warehouse=True)
+
+    reporting = commands.add_parser("report", help="the board's report for a plan and period: HTML and PDF, recorded as reported")
+    reporting.add_argument("--warehouse", type=Path, required=True)
+    reporting.add_argument("--plan", required=True, help="plan id (ref.plans)")
+    reporting.add_argument("--period", required=True, help="a year (2019) or a half-year (2019-H1)")
+    reporting.add_argument("--out", type=Path, required=True, help="folder the HTML and PDF are written to")
+    reporting.set_defaults(handler=_report, needs_warehouse=True)
+
+    listing_reports = commands.add_parser("reports", help="the reports written (meta.reports)")
+    listing_reports.add_argument("--warehouse", type=Path, required=True)
+    listing_reports.set_defaults(handler=_reports, needs_warehouse=True)
 
     exporting = commands.add_parser("export", help="write the marts (and the indicator catalog) for other tools")
     exporting.add_argument("directory", type=Path)

@@ -95,3 +95,59 @@ COMMENT ON COLUMN meta.runs.finished_at IS 'When the run published the warehouse
 COMMENT ON COLUMN meta.runs.landing_dir IS 'Landing folder the run scanned.';
 COMMENT ON COLUMN meta.runs.new_deliveries IS 'Files the run took in.';
 COMMENT ON COLUMN meta.runs.model_fingerprint IS 'Hash of the reference data and models the marts were built with.';
+
+CREATE TABLE IF NOT EXISTS meta.reports (
+    report_id INTEGER PRIMARY KEY,
+    plan_id VARCHAR NOT NULL,
+    period VARCHAR NOT NULL,
+    created_at TIMESTAMP NOT NULL,
+    created_by VARCHAR NOT NULL,
+    html_file VARCHAR NOT NULL,
+    html_sha256 VARCHAR NOT NULL,
+    pdf_file VARCHAR NOT NULL,
+    pdf_sha256 VARCHAR NOT NULL,
+    verdict_year INTEGER,
+    previous_report_id INTEGER
+);
+COMMENT ON TABLE meta.reports IS 'Board and auditor reports (boligdata report): one row per report written, never changed afterwards.';
+COMMENT ON COLUMN meta.reports.report_id IS 'Sequential id of the report; meta.reported_figures rows carry it.';
+COMMENT ON COLUMN meta.reports.plan_id IS 'Plan the report is about (ref.plans).';
+COMMENT ON COLUMN meta.reports.period IS 'Period reported: a year (2019) or a half-year (2019-H1).';
+COMMENT ON COLUMN meta.reports.created_at IS 'When the report was written (UTC).';
+COMMENT ON COLUMN meta.reports.created_by IS 'User who wrote the report.';
+COMMENT ON COLUMN meta.reports.html_file IS 'File name of the HTML page as written (in the --out folder).';
+COMMENT ON COLUMN meta.reports.html_sha256 IS 'SHA-256 of the HTML file as written.';
+COMMENT ON COLUMN meta.reports.pdf_file IS 'File name of the PDF as written (in the --out folder).';
+COMMENT ON COLUMN meta.reports.pdf_sha256 IS 'SHA-256 of the PDF as written.';
+COMMENT ON COLUMN meta.reports.verdict_year IS 'The year whose target verdicts the report gives (the period''s year; for a half-year the latest whole year with data).';
+COMMENT ON COLUMN meta.reports.previous_report_id IS 'The plan''s report before this one, whose figures this one lists revisions against; NULL for the first.';
+
+CREATE TABLE IF NOT EXISTS meta.reported_figures (
+    report_id INTEGER NOT NULL,
+    kind VARCHAR NOT NULL,
+    indicator VARCHAR NOT NULL,
+    level VARCHAR NOT NULL,
+    scope_id VARCHAR NOT NULL,
+    period VARCHAR NOT NULL,
+    year INTEGER NOT NULL,
+    target_id VARCHAR,
+    value DOUBLE,
+    suppressed BOOLEAN NOT NULL,
+    met BOOLEAN,
+    verdict VARCHAR,
+    delivery_ids INTEGER[] NOT NULL
+);
+COMMENT ON TABLE meta.reported_figures IS 'Every figure a report showed, as it showed it: what the board was told, kept when later deliveries correct the figure.';
+COMMENT ON COLUMN meta.reported_figures.report_id IS 'Report (meta.reports) that showed the figure.';
+COMMENT ON COLUMN meta.reported_figures.kind IS 'indicator (a yearly value of marts.indicator_values), target (a verdict of marts.target_status) or half_year (an event count or own record by half-year).';
+COMMENT ON COLUMN meta.reported_figures.indicator IS 'Catalog id (ref.indicators), or for half_year the event measure or own-record measure.';
+COMMENT ON COLUMN meta.reported_figures.level IS 'area, plan, kommune or bydel.';
+COMMENT ON COLUMN meta.reported_figures.scope_id IS 'Area, plan, kommune code or bydel id.';
+COMMENT ON COLUMN meta.reported_figures.period IS 'The figure''s period: a year (2019) or a half-year (2019-H1).';
+COMMENT ON COLUMN meta.reported_figures.year IS 'Calendar year of the period.';
+COMMENT ON COLUMN meta.reported_figures.target_id IS 'For kind target: the target (ref.targets); else NULL.';
+COMMENT ON COLUMN meta.reported_figures.value IS 'The value as reported; NULL when suppressed by disclosure control or missing.';
+COMMENT ON COLUMN meta.reported_figures.suppressed IS 'True when the value was hidden by disclosure control.';
+COMMENT ON COLUMN meta.reported_figures.met IS 'For kind target: the verdict (true met, false not met, NULL not evaluable).';
+COMMENT ON COLUMN meta.reported_figures.verdict IS 'For kind target: the verdict as the report put it (opfyldt, ikke opfyldt, kan ikke vurderes: why).';
+COMMENT ON COLUMN meta.reported_figures.delivery_ids IS 'The deliveries (meta.deliveries) whose staged rows the figure was computed from.';

@@ -97,3 +97,19 @@ def supersede_partitions(conn: duckdb.DuckDBPyConnection, source: str, partition
         conn, f"partition_key IN (SELECT partition_key FROM {partitions}) "
               "AND delivery_id IN (SELECT delivery_id FROM meta.deliveries WHERE source = $source)",
         {"source": source}, "waived", "boligdata", f"superseded by delivery {delivery.delivery_id} ({delivery.file_name})")
+
+
+def next_report_id(conn: duckdb.DuckDBPyConnection) -> int:
+    return conn.execute("SELECT coalesce(max(report_id), 0) + 1 FROM meta.reports").fetchall()[0][0]
+
+
+def record_report(conn: duckdb.DuckDBPyConnection, report: dict, figures: pl.DataFrame) -> None:
+    """A board report as written: its row in meta.reports and every figure it showed in
+    meta.reported_figures. Rows are only ever added: a later correction never changes what a report said."""
+    conn.register("incoming_report", pl.DataFrame([report]))
+    conn.execute("INSERT INTO meta.reports BY NAME SELECT * FROM incoming_report")
+    conn.unregister("incoming_report")
+    if figures.height:
+        conn.register("incoming_figures", figures.with_columns(pl.lit(report["report_id"]).alias("report_id")))
+        conn.execute("INSERT INTO meta.reported_figures BY NAME SELECT * FROM incoming_figures")
+        conn.unregister("incoming_figures")
