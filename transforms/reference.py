@@ -88,7 +88,7 @@ REFERENCE_TABLES: dict[str, ReferenceTable] = {
         "baseline_year": (pl.Int32, "Baseline year of baseline and change rules (and the reference year, see reading)."),
         "first_year": (pl.Int32, "First year judged (within the plan's own years)."),
         "last_year": (pl.Int32, "Last year judged."),
-        "description": (TEXT, "The target in the agreement's words."),
+        "description": (TEXT, "The target in the agreement's words (Danish)."),
         "reading": (TEXT, "The reading in force where the agreement leaves a choice: for above_reference baseline_year or same_year."),
         "provisional": (pl.Boolean, "True when the agreement leaves the target to be set later."),
         "source": (TEXT, "Document and section of the agreement (seeds), e.g. 003 §5.2."),
