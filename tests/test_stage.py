@@ -87,3 +87,23 @@ def test_date_columns_accept_iso_dates_only():
     assert staged.frame["dato"][0] == dt.date(2016, 3, 1)
     assert staged.frame["partition_key"][0] == "330|2016"
     assert staged.problems.rows() == [(3, "type_date", "dato", "01-03-2016")]
+
+
+def test_every_area_spelling_the_spec_lists_is_an_alias():
+    """domain.md's Places table: names, 'older documents say ...', 'also spelled ...'."""
+    from transforms.reference import load_reference
+    from transforms.sources import normalize_label
+
+    scopes = load_reference().scopes_by_label
+    spelled = {
+        "motalavej": ["Motalavej", "Motalavej (Korsør)"],
+        "ringparken": ["Ringparken", "Ringparken (Slagelse)", "Ringparken/Schackenborgvænge", "Ringparken og Schackenborgvænge"],
+        "sydbyen": ["Sydbyen", "Sydbyen (Slagelse)"],
+        "skaelskoer": ["Skælskør", "Skælskør (Parkvej, Præstevænget)", "Præstevang", "Præstevænget",
+                       "Skælskør (Parkvej, Præstevang)", "Parkvej og Præstevang"],
+        "amagerbro": ["Amagerbro", "Amagerbro (København)"],
+    }
+    for area, spellings in spelled.items():
+        for spelling in spellings:
+            found = scopes.get(normalize_label(spelling))
+            assert found is not None and area in str(found), spelling

@@ -24,7 +24,7 @@ def requarantine_rows(conn: duckdb.DuckDBPyConnection, delivery_id: int, problem
     """A delivery's lines checked again: their open quarantine rows become the problems found now."""
     conn.execute(f"""DELETE FROM meta.quarantine WHERE delivery_id = $delivery AND status = 'open'
                      AND line_number IN (SELECT line_number FROM {problems})""", {"delivery": delivery_id})
-    quarantine_rows(conn, problems, delivery_id=str(delivery_id), note="$note", params={"note": note})
+    quarantine_rows(conn, problems, delivery_id=str(delivery_id), note="coalesce(note, $note)", params={"note": note})
 
 
 def close_quarantine_rows(conn: duckdb.DuckDBPyConnection, selection: str, params: dict, status: str, who: str,

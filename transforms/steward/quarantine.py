@@ -18,7 +18,7 @@ from transforms.intake.validate import validate_rows
 from transforms.ledger import records
 from transforms.reference import load_reference
 from transforms.sources import contract_for
-from transforms.sources.suite import suite_for
+from transforms.sources.suite import DUPLICATE_RULE, key_rule, suite_for
 from warehouse.files import internal_file
 from warehouse.load import rows_for_loading
 
@@ -46,6 +46,8 @@ def describe_rule(source: str, rule: str, column: str | None) -> str:
         return f"{header} must be {TYPE_WORDS.get(rule.removeprefix('type_'), rule)}"
     if rule in LOAD_TIME_RULES:
         return LOAD_TIME_RULES[rule]
+    if rule == DUPLICATE_RULE and key_rule(contract):
+        return key_rule(contract)[1]
     descriptions = _suite_descriptions(source)
     return descriptions.get((rule, column)) or next(
         (text for (name, _), text in descriptions.items() if name == rule), rule)
@@ -156,7 +158,8 @@ def retry_quarantined(build: Path, reference_dir: Path, today: dt.date | None = 
                 outcome.still_open_rows, outcome.problems = len(lines), [str(still_wrong)]
                 continue
             held_back = pl.col("line_number").is_in(lines)
-            problems = validate_rows(staged.frame, staged.problems, text_rows, contract, reference, today).filter(held_back)
+            problems = validate_rows(staged.frame, staged.problems, text_rows, contract, reference, today,
+                                     with_notes=True).filter(held_back)
             passing = staged.frame.filter(held_back & ~pl.col("line_number").is_in(problems["line_number"].implode()))
             outcome.released_rows, outcome.still_open_rows = _apply_retry(
                 conn, contract, delivery_id, staged.frame, passing, problems, who)
