@@ -96,3 +96,13 @@ def supersede_partitions(conn: duckdb.DuckDBPyConnection, source: str, partition
         conn, f"partition_key IN (SELECT partition_key FROM {partitions}) "
               "AND delivery_id IN (SELECT delivery_id FROM meta.deliveries WHERE source = $source)",
         {"source": source}, "waived", "boligdata", f"superseded by delivery {delivery.delivery_id} ({delivery.file_name})")
+
+
+def record_action(conn: duckdb.DuckDBPyConnection, who: str, action: str, target: str | None, reason: str | None,
+                  result: str | None, delivery_id: int | None = None) -> None:
+    """One steward action in meta.steward_actions (the desk's history of who did what, when)."""
+    conn.execute("""
+        INSERT INTO meta.steward_actions
+        SELECT coalesce(max(action_id), 0) + 1, now()::TIMESTAMP, $who, $action, $target, $reason, $result, $delivery
+        FROM meta.steward_actions""",
+                 {"who": who, "action": action, "target": target, "reason": reason, "result": result, "delivery": delivery_id})
