@@ -569,13 +569,18 @@ def _stop_worker(worker) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from flows import local_stack
 
+    from flows.desk import is_loopback
+
+    if args.desk_port and not is_loopback(args.desk_host) and not (args.desk_expose and args.desk_token):
+        return _fail(f"the desk binds {args.desk_host} only with --desk-expose and a --desk-token "
+                     "(or $BOLIGDATA_DESK_TOKEN); the default is 127.0.0.1", 2)
     home = args.prefect_home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     env = local_stack.stack_env(args.port, home, args.landing, args.warehouse)
     log = home / "boligdata-serve.log"
     print(f"starting Prefect on {env['PREFECT_API_URL']} (log: {log})", flush=True)
     server = local_stack.start_server(env, log)
-    worker = None
+    worker = desk = None
     try:
         local_stack.deploy(env, log)
         # this process runs the flows too (the warm worker): the same settings as the rest of the stack
@@ -593,6 +598,13 @@ def _serve(args: argparse.Namespace) -> int:
         while not worker.ready.wait(0.5):
             if not worker.is_alive():
                 raise RuntimeError(f"the worker stopped while starting; see {log}")
+        if args.desk_port:
+            from flows.desk import start_desk
+            from transforms.reference import reference_for
+
+            print(f"reference data: {reference_for(args.warehouse.resolve())}", flush=True)
+            desk, _ = start_desk(args.warehouse.resolve(), args.desk_host, args.desk_port, args.desk_token, args.desk_expose)
+            print(f"the steward's desk: http://{args.desk_host}:{args.desk_port}/", flush=True)
         print(f"deployments registered, worker ready; watching {args.landing} (Ctrl-C stops)", flush=True)
         _watch_loop(args.landing.resolve(), args.warehouse.resolve(), args.interval, once=False, worker=worker)
     except KeyboardInterrupt:
@@ -601,6 +613,8 @@ def _serve(args: argparse.Namespace) -> int:
         try:
             if worker:
                 _stop_worker(worker)
+            if desk is not None:
+                desk.should_exit = True
         finally:
             local_stack.stop(server)
     return 0

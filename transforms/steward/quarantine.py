@@ -258,6 +258,10 @@ def retry_quarantined(build: Path, reference_dir: Path, today: dt.date | None = 
             passing = staged.frame.filter(held_back & ~pl.col("line_number").is_in(problems["line_number"].implode()))
             outcome.released_rows, outcome.still_open_rows = _apply_retry(
                 conn, contract, delivery_id, staged.frame, passing, problems, who)
+        if outcomes:
+            records.record_action(conn, who, "retry", f"{len(outcomes)} deliver(ies) with open rows", None,
+                                  f"{sum(o.released_rows for o in outcomes)} row(s) released, "
+                                  f"{sum(o.still_open_rows for o in outcomes)} still quarantined")
     return outcomes
 
 

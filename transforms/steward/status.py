@@ -236,6 +236,7 @@ def render_status_html(status: DeskStatus, links: bool = False, controls=None) -
         f"<div class=card><b class={'bad' if open_rows else 'ok'}>{open_rows}</b>quarantined row(s) open</div>",
         f"<div class=card><b>{len(status.groups)}</b>source/rule group(s)</div>",
         "</div>",
+        "<!--desk-toolbar-->",
     ]
     if not status.open_count:
         parts.append("<p class=ok>Nothing is open: every file was taken in and every held-back row is closed.</p>")
