@@ -426,7 +426,7 @@ def _status(args: argparse.Namespace) -> int:
         emit(rows, ["kind", "delivery_id", "source", "file_name", "line_number", "rule", "column", "value", "hint", "since",
                     "detail"], "csv", "")
         return 0
-    print(f"Open now in {args.warehouse}: {len(status.rejected)} rejected file(s), "
+    print(f"Open now: {len(status.rejected)} rejected file(s), "
           f"{len({(p['delivery_id'], p['line_number']) for p in status.problems})} quarantined row(s)")
     if status.rejected:
         print("\nRejected files not replaced by a later delivery:")
