@@ -155,9 +155,18 @@ def _indicators(args: argparse.Namespace) -> int:
                              + f"; {len(known)} indicators: boligdata indicators --format csv, or SELECT indicator FROM ref.indicators", 2)
         frame = conn.sql(INDICATORS_VS_KOMMUNE, params={"indicator": args.indicator, "level": args.level}).pl()
     rows = frame.to_dicts()
-    emit(rows, ["indicator", "scope_id", "year", "value", "kommune", "vs_kommune", "unit"] if args.format == "table"
-         else list(frame.columns), args.format, "no indicator values match",
-         headers={"scope_id": "område/plan", "vs_kommune": "vs kommune"})
+    if args.format != "table" or not rows:
+        emit(rows, list(frame.columns), args.format, "no indicator values match")
+        return 0
+    # a heading per indicator (ids are long), its plans/areas under it: fits 80 columns
+    from transforms.steward.tables import to_table
+
+    for (name, year, unit), group in frame.group_by(["indicator", "year", "unit"], maintain_order=True):
+        print(f"{name}, {year} ({unit})")
+        table = to_table([{**r, "value": "suppressed" if r["suppressed"] else r["value"]} for r in group.to_dicts()],
+                         ["scope_id", "value", "kommune", "vs_kommune"], width=76,
+                         headers={"scope_id": "område/plan", "vs_kommune": "vs kommune"})
+        print("\n".join("    " + line for line in table.splitlines()) + "\n")
     return 0
 
 
@@ -780,6 +789,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback
         return _fail("interrupted", 130)
+    except BrokenPipeError:  # `boligdata ... | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
