@@ -211,8 +211,17 @@ def _targets(args: argparse.Namespace) -> int:
         return 0
     print("Target verdicts per plan and year (marts.target_status):")
     emit(summary, ["plan_id", "year", "met", "not met", "not evaluable"], "table", "no verdicts")
-    print("\nLatest verdict of each target:")
-    emit(latest, ["plan_id", "target_id", "scope_id", "year", "verdict", "actual", "target", "source"], "table", "no verdicts")
+    print("\nLatest verdict of each target (the agreement's section in brackets):")
+    shown_target = None
+    for row in latest:
+        if row["plan_id"] != (shown_target or (None,))[0]:
+            print(f"{row['plan_id']}")
+        if (row["plan_id"], row["target_id"]) != shown_target:
+            print(f"  {row['target_id']} ({row['source']})")
+            shown_target = (row["plan_id"], row["target_id"])
+        actual = "" if row["actual"] is None else f"{row['actual']:.1f}"
+        target = "" if row["target"] is None else f" vs {row['target']:.1f}"
+        print(f"      {row['scope_id']} {row['year']}: {row['verdict']}, {actual}{target}")
     print(f"\n{without} agreed target(s) without data yet: SELECT * FROM marts.targets_without_data")
     return 0
 
