@@ -19,16 +19,23 @@ for _name, _value in {
 }.items():
     os.environ.setdefault(_name, _value)
 
+# Per indicator, the latest year with data for the most of the plans/areas shown: a year in which only a
+# partial delivery exists (one area's figures, so no plan figure) does not hide the last complete year.
 INDICATORS_VS_KOMMUNE = """
-SELECT indicator, scope_id AS "område/plan", year,
-       round(value, 1) AS value, round(kommune_value, 1) AS kommune,
-       CASE better_than_kommune WHEN true THEN 'better' WHEN false THEN 'worse' END AS "vs kommune",
-       unit
-FROM marts.indicator_vs_kommune
-WHERE year = (SELECT max(year) FROM marts.indicator_vs_kommune v2 WHERE v2.indicator = indicator_vs_kommune.indicator)
-  AND ($indicator IS NULL OR indicator = $indicator)
-  AND ($level = 'all' OR level = $level)
-ORDER BY indicator, level DESC, scope_id
+WITH shown AS (
+    SELECT * FROM marts.indicator_vs_kommune
+    WHERE ($indicator IS NULL OR indicator = $indicator) AND ($level = 'all' OR level = $level)
+      AND (value IS NOT NULL OR suppressed)
+), coverage AS (
+    SELECT indicator, year, count(DISTINCT level || ':' || scope_id) AS scopes FROM shown GROUP BY ALL
+), chosen AS (
+    SELECT indicator, arg_max(year, scopes * 10000 + year) AS year FROM coverage GROUP BY indicator
+)
+SELECT s.indicator, s.level, s.scope_id, s.year, s.value, s.kommune_value AS kommune,
+       CASE s.better_than_kommune WHEN true THEN 'better' WHEN false THEN 'worse' END AS vs_kommune,
+       s.unit, s.suppressed
+FROM shown AS s JOIN chosen USING (indicator, year)
+ORDER BY s.indicator, s.level DESC, s.scope_id
 """
 
 
@@ -85,6 +92,7 @@ def _run(args: argparse.Namespace) -> int:
         if unchanged:
             print(f"boligdata run: {args.landing} -> {args.warehouse}", flush=True)
             print(unchanged)
+            _print_reference_notes(args.warehouse, args.reference)
             return 0
         return guard.run_supervised(_run_argv(args))  # the run below, in a child that leaks nothing
 
@@ -115,15 +123,50 @@ def _run(args: argparse.Namespace) -> int:
     except Exception as error:  # the run could not complete; the warehouse is as the last run left it
         return _fail(_failure_line(error, args.verbose), 1)
     print(summary.render())
+    _print_reference_notes(args.warehouse, args.reference)
     return 0
+
+
+def _print_reference_notes(warehouse: Path, given: Path | None) -> None:
+    """A shipped default that changed is reported, never applied over the warehouse's own copy."""
+    from transforms.reference import changed_defaults, reference_for
+
+    try:
+        folder = reference_for(warehouse, given, create=False)
+        for change in changed_defaults(folder):
+            print(f"Reference data: {change.describe()}")
+    except OSError:
+        pass
 
 
 def _indicators(args: argparse.Namespace) -> int:
     import duckdb
 
+    from transforms.steward.tables import emit
+
     with duckdb.connect(str(args.warehouse), read_only=True) as conn:
-        table = conn.sql(INDICATORS_VS_KOMMUNE, params={"indicator": args.indicator, "level": args.level})
-        table.show(max_rows=200, max_width=200)
+        if args.indicator:
+            known = [i for (i,) in conn.execute("SELECT indicator FROM ref.indicators ORDER BY 1").fetchall()]
+            if args.indicator not in known:
+                import difflib
+
+                close = difflib.get_close_matches(args.indicator, known, n=3)
+                return _fail(f"no indicator {args.indicator!r}" + (f" (did you mean {', '.join(close)}?)" if close else "")
+                             + f"; {len(known)} indicators: boligdata indicators --format csv, or SELECT indicator FROM ref.indicators", 2)
+        frame = conn.sql(INDICATORS_VS_KOMMUNE, params={"indicator": args.indicator, "level": args.level}).pl()
+    rows = frame.to_dicts()
+    if args.format != "table" or not rows:
+        emit(rows, list(frame.columns), args.format, "no indicator values match")
+        return 0
+    # a heading per indicator (ids are long), its plans/areas under it: fits 80 columns
+    from transforms.steward.tables import to_table
+
+    for (name, year, unit), group in frame.group_by(["indicator", "year", "unit"], maintain_order=True):
+        print(f"{name}, {year} ({unit})")
+        table = to_table([{**r, "value": "suppressed" if r["suppressed"] else r["value"]} for r in group.to_dicts()],
+                         ["scope_id", "value", "kommune", "vs_kommune"], width=76,
+                         headers={"scope_id": "område/plan", "vs_kommune": "vs kommune"})
+        print("\n".join("    " + line for line in table.splitlines()) + "\n")
     return 0
 
 
@@ -137,7 +180,7 @@ ORDER BY plan_id, year
 """
 LATEST_VERDICTS = """
 SELECT plan_id, target_id, scope_id, year, CASE met WHEN true THEN 'met' WHEN false THEN 'not met' END AS verdict,
-       round(actual_value, 1) AS actual, round(target_value, 1) AS target, source
+       actual_value AS actual, target_value AS target, source
 FROM marts.target_status AS t
 WHERE met IS NOT NULL AND ($plan IS NULL OR plan_id = $plan)
   AND year = (SELECT max(year) FROM marts.target_status AS l
@@ -149,110 +192,341 @@ ORDER BY plan_id, target_id, scope_id
 def _targets(args: argparse.Namespace) -> int:
     import duckdb
 
+    from transforms.steward.tables import emit, to_json
+
     with duckdb.connect(str(args.warehouse), read_only=True) as conn:
         plans = [p for (p,) in conn.execute("SELECT plan_id FROM ref.plans ORDER BY 1").fetchall()]
         if args.plan and args.plan not in plans:
             return _fail(f"no plan {args.plan!r}; plans: {', '.join(plans)}", 2)
         params = {"plan": args.plan}
-        print("Target verdicts per plan and year (marts.target_status):")
-        conn.sql(TARGETS_SUMMARY, params=params).show(max_rows=100)
-        print("Latest verdict of each target:")
-        conn.sql(LATEST_VERDICTS, params=params).show(max_rows=200, max_width=200)
+        summary = conn.sql(TARGETS_SUMMARY, params=params).pl().to_dicts()
+        latest = conn.sql(LATEST_VERDICTS, params=params).pl().to_dicts()
         (without,) = conn.execute("SELECT count(*) FROM marts.targets_without_data WHERE $plan IS NULL OR plan_id = $plan",
                                   params).fetchall()[0]
-        print(f"{without} agreed target(s) without data yet: SELECT * FROM marts.targets_without_data")
+    if args.format == "json":
+        print(to_json({"per_plan_and_year": summary, "latest_verdicts": latest, "targets_without_data": without}))
+        return 0
+    if args.format == "csv":
+        emit(latest, list(latest[0]) if latest else ["plan_id", "target_id", "scope_id", "year", "verdict"], "csv", "")
+        return 0
+    print("Target verdicts per plan and year (marts.target_status):")
+    emit(summary, ["plan_id", "year", "met", "not met", "not evaluable"], "table", "no verdicts")
+    print("\nLatest verdict of each target (the agreement's section in brackets):")
+    shown_target = None
+    for row in latest:
+        if row["plan_id"] != (shown_target or (None,))[0]:
+            print(f"{row['plan_id']}")
+        if (row["plan_id"], row["target_id"]) != shown_target:
+            print(f"  {row['target_id']} ({row['source']})")
+            shown_target = (row["plan_id"], row["target_id"])
+        actual = "" if row["actual"] is None else f"{row['actual']:.1f}"
+        target = "" if row["target"] is None else f" vs {row['target']:.1f}"
+        print(f"      {row['scope_id']} {row['year']}: {row['verdict']}, {actual}{target}")
+    print(f"\n{without} agreed target(s) without data yet: SELECT * FROM marts.targets_without_data")
     return 0
 
 
-def _show(frame, empty: str) -> None:
-    """Print a polars frame as a plain table for a terminal."""
-    import polars as pl
-
-    if frame.is_empty():
-        print(empty)
-        return
-    with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=80, tbl_width_chars=220, tbl_hide_dataframe_shape=True,
-                   tbl_hide_column_data_types=True):
-        print(frame)
-
-
 def _deliveries(args: argparse.Namespace) -> int:
-    from transforms.steward.quarantine import read_deliveries
+    from transforms.steward.quarantine import StewardError, check_names, read_deliveries
+    from transforms.steward.tables import emit
 
-    frame = read_deliveries(args.warehouse, args.source, args.status)
-    _show(frame.drop("received_at", "encoding"), "no deliveries match")
+    try:
+        check_names(source=args.source)
+    except StewardError as problem:
+        return _fail(str(problem), 2)
+    rows = read_deliveries(args.warehouse, args.source, args.status).to_dicts()
+    emit(rows, ["delivery_id", "source", "file_name", "status", "rows_read", "rows_loaded", "rows_quarantined", "reason"]
+         if args.format == "table" else list(rows[0]) if rows else ["delivery_id"], args.format, "no deliveries match",
+         headers={"delivery_id": "id", "rows_read": "read", "rows_loaded": "loaded", "rows_quarantined": "held"})
     return 0
 
 
 def _quarantine_list(args: argparse.Namespace) -> int:
-    from transforms.steward.quarantine import read_quarantine
+    from transforms.steward.quarantine import StewardError, check_names, read_quarantine
+    from transforms.steward.status import header_of
+    from transforms.steward.tables import emit
 
+    try:
+        check_names(args.rule, args.source)
+        if args.delivery is not None:
+            _check_delivery(args.warehouse, args.delivery)
+    except StewardError as problem:
+        return _fail(str(problem), 2)
     status = None if args.status == "all" else args.status
-    frame = read_quarantine(args.warehouse, args.source, status, args.rule, args.delivery)
-    _show(frame.select("delivery_id", "file_name", "line_number", "column_name", "value", "rule", "status",
-                       "rule_description"), "no quarantined rows match")
+    rows = read_quarantine(args.warehouse, args.source, status, args.rule, args.delivery).to_dicts()
+    for row in rows:
+        row["column"] = header_of(row["source"], row["column_name"])
+        row["reason"] = row["note"] if row["status"] == "waived" else None  # the waiver's reason
+    columns = (["delivery_id", "line_number", "column", "value", "rule", "status", "reason"] if args.format == "table" else
+               ["delivery_id", "source", "file_name", "line_number", "column", "column_name", "value", "rule",
+                "rule_description", "status", "note", "reason", "resolved_by", "resolved_at"])
+    emit(rows, columns, args.format, "no quarantined rows match",
+         headers={"delivery_id": "deliv.", "line_number": "line", "reason": "reason / note"})
     return 0
+
+
+def _check_delivery(warehouse: Path, delivery_id: int) -> None:
+    import duckdb
+
+    from transforms.steward.quarantine import check_delivery
+    from warehouse.files import internal_file
+
+    with duckdb.connect(str(internal_file(warehouse)), read_only=True) as conn:
+        check_delivery(conn, delivery_id)
 
 
 def _quarantine_show(args: argparse.Namespace) -> int:
     from transforms.steward.quarantine import (
+        StewardError,
+        describe_ids,
         read_deliveries,
         read_quarantine,
         read_raw_record,
     )
+    from transforms.steward.status import header_of
+    from transforms.steward.tables import to_csv, to_json
 
-    delivery = read_deliveries(args.warehouse).filter(delivery_id=args.delivery)
-    if delivery.is_empty():
-        return _fail(f"no delivery {args.delivery}", 2)
-    info = delivery.row(0, named=True)
-    print(f"delivery {info['delivery_id']}: {info['source']}/{info['file_name']} ({info['status']}, "
-          f"{info['rows_loaded']} of {info['rows_read']} rows loaded, {info['rows_quarantined']} quarantined)")
+    try:
+        _check_delivery(args.warehouse, args.delivery)
+    except StewardError as problem:
+        return _fail(str(problem), 2)
+    info = read_deliveries(args.warehouse).filter(delivery_id=args.delivery).row(0, named=True)
     rows = read_quarantine(args.warehouse, status=None, delivery_id=args.delivery)
     if args.line is not None:
+        lines = rows["line_number"].unique().sort().to_list()
+        if args.line not in lines:
+            return _fail(f"delivery {args.delivery} has no quarantined line {args.line}; "
+                         + (f"its quarantined lines: {describe_ids(lines)}" if lines else "it has no quarantined rows"), 2)
         rows = rows.filter(line_number=args.line)
+    shown = []
     for line in rows["line_number"].unique(maintain_order=True):
-        record = read_raw_record(args.warehouse, args.delivery, line)
-        print(f"\nline {line}: " + "; ".join(f"{k}={'' if v is None else v}" for k, v in record.items()))
-        for problem in rows.filter(line_number=line).iter_rows(named=True):
+        problems = [{"rule": p["rule"], "column": header_of(info["source"], p["column_name"]), "column_name": p["column_name"],
+                     "value": p["value"], "rule_description": p["rule_description"], "status": p["status"],
+                     "note": p["note"], "resolved_by": p["resolved_by"], "resolved_at": p["resolved_at"]}
+                    for p in rows.filter(line_number=line).iter_rows(named=True)]
+        shown.append({"line_number": line, "as_delivered": read_raw_record(args.warehouse, args.delivery, line),
+                      "problems": problems})
+    if args.format == "json":
+        print(to_json({"delivery": info, "rows": shown}))
+        return 0
+    if args.format == "csv":
+        flat = [{"delivery_id": args.delivery, "line_number": r["line_number"], **p,
+                 "as_delivered": "; ".join(f"{k}={'' if v is None else v}" for k, v in r["as_delivered"].items())}
+                for r in shown for p in r["problems"]]
+        sys.stdout.write(to_csv(flat, ["delivery_id", "line_number", "column", "value", "rule", "status", "rule_description",
+                                       "note", "resolved_by", "resolved_at", "as_delivered"]))
+        return 0
+    print(f"delivery {info['delivery_id']}: {info['source']}/{info['file_name']} ({info['status']}, "
+          f"{info['rows_loaded']} of {info['rows_read']} rows loaded, {info['rows_quarantined']} quarantined)")
+    if info["status"] == "rejected":
+        print(f"rejected: {info['reason']}")
+    for row in shown:
+        print(f"\nline {row['line_number']}: " + "; ".join(f"{k}={'' if v is None else v}" for k, v in row["as_delivered"].items()))
+        for problem in row["problems"]:
             print(f"  [{problem['status']}] {problem['rule']} on {problem['column_name']} = {problem['value']!r}: "
-                  f"{problem['rule_description']}" + (f" ({problem['note']})" if problem["note"] else ""))
+                  f"{problem['rule_description']}" + (f" ({problem['note']})" if problem["note"] else "")
+                  + (f" by {problem['resolved_by']}" if problem["resolved_by"] else ""))
     return 0
+
+
+def _refresh_status(warehouse: Path, reference: Path | None = None) -> None:
+    """The standing page, after a command changed what is open (a page that cannot be written is said, not fatal)."""
+    from transforms.steward.status import write_status_page
+
+    try:
+        write_status_page(warehouse, reference)
+    except Exception as problem:  # noqa: BLE001 - the change itself is done and published
+        print(f"boligdata: the status page was not refreshed: {problem}", file=sys.stderr)
 
 
 def _quarantine_waive(args: argparse.Namespace) -> int:
     from transforms.ledger.deliveries import LedgerSnapshot
     from transforms.ledger.runs import RunSummary
-    from transforms.steward.quarantine import waive
-    from warehouse.build import warehouse_write
+    from transforms.steward.quarantine import (
+        StewardError,
+        check_names,
+        dismiss_file,
+        read_deliveries,
+        waive,
+    )
+    from warehouse.build import (
+        WarehouseUnavailable,
+        check_warehouse_path,
+        warehouse_write,
+    )
 
-    warehouse = args.warehouse.resolve()
+    try:
+        warehouse = check_warehouse_path(args.warehouse)
+        check_names(args.rule, args.source)
+        if args.delivery is not None:
+            _check_delivery(warehouse, args.delivery)
+    except (StewardError, WarehouseUnavailable) as problem:
+        return _fail(str(problem), 2)
+    dismissing = (args.delivery is not None and args.line is None and args.rule is None and args.source is None
+                  and read_deliveries(warehouse).filter(delivery_id=args.delivery)["status"][0] == "rejected")
     # a waiver loads nothing: the marts stay those of the fingerprint the last run built
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     run = RunSummary(f"waive-{now:%Y%m%dT%H%M%S}", "(quarantine waive)", str(warehouse), now,
                      LedgerSnapshot.read(warehouse).model_fingerprint)
     try:
         with warehouse_write(warehouse, run) as write:
-            count = waive(write.build, args.reason, args.delivery, args.line, args.rule, args.source)
+            if dismissing:
+                dismiss_file(write.build, args.delivery, args.reason)
+            else:
+                count = waive(write.build, args.reason, args.delivery, args.line, args.rule, args.source)
     except ValueError as problem:
         return _fail(str(problem), 2)
-    print(f"waived {count} quarantined row problem(s): {args.reason.strip()}")
+    _refresh_status(warehouse)
+    if dismissing:
+        print(f"rejected file of delivery {args.delivery} closed without a correction: {args.reason.strip()}")
+    else:
+        print(f"waived {count} quarantined row problem(s): {args.reason.strip()}")
     return 0
 
 
+def _open_quarantine_count(warehouse: Path) -> int | None:
+    """Open quarantine rows, read in plain Python (no Prefect); None when the ledger cannot be read."""
+    import duckdb
+
+    from warehouse.files import internal_file
+
+    try:
+        with duckdb.connect(str(internal_file(warehouse)), read_only=True) as conn:
+            return conn.execute("SELECT count(*) FROM meta.quarantine WHERE status = 'open'").fetchall()[0][0]
+    except duckdb.Error:
+        return None
+
+
 def _quarantine_retry(args: argparse.Namespace) -> int:
+    from transforms.reference import (
+        ReferenceDataError,
+        check_reference_tables,
+        reference_for,
+    )
+    from warehouse.build import WarehouseUnavailable, check_warehouse_path
+
+    try:
+        warehouse = check_warehouse_path(args.warehouse)
+        reference = reference_for(warehouse, args.reference)
+        check_reference_tables(reference)
+    except (WarehouseUnavailable, ReferenceDataError, OSError) as problem:
+        return _fail(str(problem), 2)
+    if _open_quarantine_count(warehouse) == 0:  # nothing to retry: no Prefect, no GX (like `run`'s guard)
+        if args.format == "json":
+            print("[]")
+        else:
+            print("no open quarantined rows")
+        return 0
     _quiet_prefect(args.verbose)
     from flows.repair import retry_quarantine
 
     try:
-        outcomes = retry_quarantine(warehouse=str(args.warehouse),
-                                    reference_dir=str(args.reference) if args.reference else None)
+        outcomes = retry_quarantine(warehouse=str(warehouse), reference_dir=str(reference))
     except Exception as error:
         return _fail(_failure_line(error, args.verbose), 1)
+    _refresh_status(warehouse, reference)
+    if args.format == "json":
+        from dataclasses import asdict
+
+        from transforms.steward.tables import to_json
+
+        print(to_json([asdict(o) for o in outcomes]))
+        return 0
     if not outcomes:
         print("no open quarantined rows")
     for outcome in outcomes:
         print(f"{outcome.source}/{outcome.file_name} (delivery {outcome.delivery_id}): {outcome.released_rows} row(s) "
               f"released, {outcome.still_open_rows} still quarantined" + "".join(f"; {p}" for p in outcome.problems))
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from transforms.steward.status import (
+        read_status,
+        write_status_page,
+    )
+    from transforms.steward.tables import emit, to_json
+
+    status = read_status(args.warehouse)
+    if args.format == "json":
+        print(to_json(status.as_dict()))
+        return 0
+    if args.format == "csv":
+        rows = [{"kind": "rejected_file", "delivery_id": r["delivery_id"], "source": r["source"], "file_name": r["file_name"],
+                 "since": r["received_at"], "detail": r["reason"]} for r in status.rejected]
+        rows += [{"kind": "quarantine", "delivery_id": p["delivery_id"], "source": p["source"], "file_name": p["file_name"],
+                  "line_number": p["line_number"], "rule": p["rule"], "column": p["column"], "value": p["value"],
+                  "hint": "; ".join(p["hint"]), "since": p["appeared_at"], "detail": p["rule_description"]}
+                 for p in status.problems]
+        emit(rows, ["kind", "delivery_id", "source", "file_name", "line_number", "rule", "column", "value", "hint", "since",
+                    "detail"], "csv", "")
+        return 0
+    print(f"Open now: {len(status.rejected)} rejected file(s), "
+          f"{len({(p['delivery_id'], p['line_number']) for p in status.problems})} quarantined row(s)")
+    if status.rejected:
+        print("\nRejected files not replaced by a later delivery:")
+        emit([{**r, "file": f"{r['source']}/{r['file_name']}"} for r in status.rejected],
+             ["delivery_id", "file", "reason"], "table", "", headers={"delivery_id": "id"})
+    if status.groups:
+        print("\nQuarantined rows by source and rule:")
+        emit(status.groups, ["source", "rule", "column", "rows", "deliveries", "since"], "table", "")
+        hinted = [p for p in status.problems if p["hint"]]
+        if hinted:
+            print("\nUnknown names and the closest known ones:")
+            emit([{**p, "hint": ", ".join(p["hint"])} for p in hinted],
+                 ["delivery_id", "line_number", "column", "value", "hint"], "table", "",
+                 headers={"delivery_id": "deliv.", "line_number": "line", "hint": "closest known"})
+    for note in status.reference_notes:
+        print(f"\nreference data: {note}")
+    try:
+        page = write_status_page(args.warehouse)
+        print(f"\nstatus page: {page}")
+    except OSError as problem:
+        print(f"\nstatus page not written: {problem}")
+    return 0
+
+
+def _reference(args: argparse.Namespace) -> int:
+    from transforms.reference import (
+        ReferenceDataError,
+        acknowledge_defaults,
+        adopt_defaults,
+        changed_defaults,
+        check_reference_tables,
+        reference_diff,
+        reference_for,
+    )
+    from warehouse.build import WarehouseUnavailable, check_warehouse_path
+
+    try:
+        warehouse = check_warehouse_path(args.warehouse)
+        folder = reference_for(warehouse)
+        if args.ref_action == "path":
+            print(folder)
+        elif args.ref_action == "diff":
+            text = reference_diff(folder)
+            print(text.rstrip() if text else f"{folder} holds the shipped defaults unchanged")
+            for change in changed_defaults(folder):
+                print(f"note: {change.describe()}")
+        elif args.ref_action == "check":
+            check_reference_tables(folder)
+            print(f"{folder}: every reference file reads")
+        elif args.ref_action in ("adopt", "keep"):
+            known = {c.file: c for c in changed_defaults(folder)}
+            for name in args.files:
+                if name not in known:
+                    raise ReferenceDataError(f"{name}: no changed default to {args.ref_action}"
+                                             + (f"; changed: {', '.join(known)}" if known else "; no shipped default changed"))
+            if args.ref_action == "adopt":
+                adopt_defaults(folder, args.files)
+                check_reference_tables(folder)
+                print(f"took the shipped {', '.join(args.files)} into {folder}")
+            else:
+                acknowledge_defaults(folder, args.files)
+                print(f"kept the local {', '.join(args.files)} in {folder}")
+            _refresh_status(warehouse, folder)
+    except (WarehouseUnavailable, ReferenceDataError, OSError) as problem:
+        return _fail(str(problem), 2)
     return 0
 
 
@@ -407,14 +681,18 @@ def _stop_worker(worker) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from flows import local_stack
+    from flows.desk import is_loopback
 
+    if args.desk_port and not is_loopback(args.desk_host) and not (args.desk_expose and args.desk_token):
+        return _fail(f"the desk binds {args.desk_host} only with --desk-expose and a --desk-token "
+                     "(or $BOLIGDATA_DESK_TOKEN); the default is 127.0.0.1", 2)
     home = args.prefect_home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     env = local_stack.stack_env(args.port, home, args.landing, args.warehouse)
     log = home / "boligdata-serve.log"
     print(f"starting Prefect on {env['PREFECT_API_URL']} (log: {log})", flush=True)
     server = local_stack.start_server(env, log)
-    worker = None
+    worker = desk = None
     try:
         local_stack.deploy(env, log)
         # this process runs the flows too (the warm worker): the same settings as the rest of the stack
@@ -432,6 +710,13 @@ def _serve(args: argparse.Namespace) -> int:
         while not worker.ready.wait(0.5):
             if not worker.is_alive():
                 raise RuntimeError(f"the worker stopped while starting; see {log}")
+        if args.desk_port:
+            from flows.desk import start_desk
+            from transforms.reference import reference_for
+
+            print(f"reference data: {reference_for(args.warehouse.resolve())}", flush=True)
+            desk, _ = start_desk(args.warehouse.resolve(), args.desk_host, args.desk_port, args.desk_token, args.desk_expose)
+            print(f"the steward's desk: http://{args.desk_host}:{args.desk_port}/", flush=True)
         print(f"deployments registered, worker ready; watching {args.landing} (Ctrl-C stops)", flush=True)
         _watch_loop(args.landing.resolve(), args.warehouse.resolve(), args.interval, once=False, worker=worker)
     except KeyboardInterrupt:
@@ -440,6 +725,8 @@ def _serve(args: argparse.Namespace) -> int:
         try:
             if worker:
                 _stop_worker(worker)
+            if desk is not None:
+                desk.should_exit = True
         finally:
             local_stack.stop(server)
     return 0
@@ -462,7 +749,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="ingest every new file under LANDING/<source>/, validate, build the marts")
     run.add_argument("--landing", type=Path, required=True, help="folder with one sub-folder per source")
     run.add_argument("--warehouse", type=Path, required=True, help="DuckDB file to create or update")
-    run.add_argument("--reference", type=Path, help="reference data folder (default: warehouse/reference)")
+    run.add_argument("--reference", type=Path, help="reference data folder (default: <warehouse>_reference beside FILE, "
+                     "made from warehouse/reference the first time)")
     run.add_argument("--archive", type=Path, help="raw file archive (default: <warehouse>_archive beside the file)")
     run.add_argument("-v", "--verbose", action="store_true", help="show Prefect's own log lines")
     run.add_argument("--record-noop", action="store_true",
@@ -474,11 +762,15 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--warehouse", type=Path, required=True)
     show.add_argument("--indicator", help="only this catalog id")
     show.add_argument("--level", choices=("plan", "area", "all"), default="plan", help="plans (default), areas, or both")
+    show.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                     help="table (default, fits 80 columns, numbers rounded), or json/csv with exact values")
     show.set_defaults(handler=_indicators, needs_warehouse=True)
 
     targets = commands.add_parser("targets", help="the agreements' targets: verdicts per plan and year, the latest per target")
     targets.add_argument("--warehouse", type=Path, required=True)
     targets.add_argument("--plan", help="only this plan id")
+    targets.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                     help="table (default, fits 80 columns, numbers rounded), or json/csv with exact values")
     targets.set_defaults(handler=_targets, needs_warehouse=True)
 
     explaining = commands.add_parser("explain", help="a figure's value, numerator/denominator and the deliveries behind it; "
@@ -524,6 +816,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="URL that gets a POST when a run fails (default: $BOLIGDATA_ALERT_WEBHOOK)")
     serving.add_argument("--interval", type=float, default=1.0, help="seconds between looks at LANDING")
     serving.add_argument("-v", "--verbose", action="store_true", help="show Prefect's own log lines of the runs")
+    serving.add_argument("--desk-port", type=int, default=4300, help="the steward's desk (default 4300; 0 turns it off)")
+    serving.add_argument("--desk-host", default="127.0.0.1",
+                         help="address of the desk (default 127.0.0.1); anything else needs --desk-expose and a token")
+    serving.add_argument("--desk-expose", action="store_true", help="allow --desk-host other than loopback")
+    serving.add_argument("--desk-token", default=os.environ.get("BOLIGDATA_DESK_TOKEN"),
+                         help="token every change through the desk must carry (default: $BOLIGDATA_DESK_TOKEN)")
     serving.set_defaults(handler=_serve)
 
     generating = commands.add_parser("generate", help="synthetic contract-conforming extracts (and their reference data)")
@@ -539,6 +837,8 @@ def build_parser() -> argparse.ArgumentParser:
     deliveries.add_argument("--warehouse", type=Path, required=True)
     deliveries.add_argument("--source", help="only this source (landing folder)")
     deliveries.add_argument("--status", choices=("loaded", "loaded_with_quarantine", "rejected", "duplicate", "superseded"))
+    deliveries.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                     help="table (default, fits 80 columns, numbers rounded), or json/csv with exact values")
     deliveries.set_defaults(handler=_deliveries, needs_warehouse=True)
 
     quarantine = commands.add_parser("quarantine", help="rows held back by validation: list, show, waive, retry")
@@ -549,11 +849,15 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--status", choices=("open", "released", "waived", "all"), default="open")
     listing.add_argument("--rule", help="e.g. unknown_area")
     listing.add_argument("--delivery", type=int)
+    listing.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                     help="table (default, fits 80 columns, numbers rounded), or json/csv with exact values")
     listing.set_defaults(handler=_quarantine_list, needs_warehouse=True)
     showing = actions.add_parser("show", help="a delivery's quarantined rows as delivered, with every problem")
     showing.add_argument("delivery", type=int)
     showing.add_argument("line", type=int, nargs="?")
     showing.add_argument("--warehouse", type=Path, required=True)
+    showing.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                     help="table (default, fits 80 columns, numbers rounded), or json/csv with exact values")
     showing.set_defaults(handler=_quarantine_show, needs_warehouse=True)
     waiving = actions.add_parser("waive", help="close open rows without loading them, with a reason")
     waiving.add_argument("--warehouse", type=Path, required=True)
@@ -565,9 +869,32 @@ def build_parser() -> argparse.ArgumentParser:
     waiving.set_defaults(handler=_quarantine_waive, needs_warehouse=True)
     retrying = actions.add_parser("retry", help="check open rows again (after a reference fix) and load what passes")
     retrying.add_argument("--warehouse", type=Path, required=True)
-    retrying.add_argument("--reference", type=Path, help="reference data folder (default: warehouse/reference)")
+    retrying.add_argument("--reference", type=Path, help="reference data folder (default: <warehouse>_reference beside FILE)")
     retrying.add_argument("-v", "--verbose", action="store_true")
+    retrying.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                     help="table (default, fits 80 columns, numbers rounded), or json/csv with exact values")
     retrying.set_defaults(handler=_quarantine_retry, needs_warehouse=True)
+
+    status = commands.add_parser("status", help="everything open now: rejected files, quarantined rows by source and rule")
+    status.add_argument("--warehouse", type=Path, required=True)
+    status.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                        help="table (default, fits 80 columns), or json/csv with every value")
+    status.set_defaults(handler=_status, needs_warehouse=True)
+
+    reference = commands.add_parser("reference", help="the warehouse's own reference data (<warehouse>_reference)")
+    ref_actions = reference.add_subparsers(dest="ref_action", required=True)
+    for name, text in (("path", "print the folder (made from the shipped defaults the first time)"),
+                       ("diff", "how the folder differs from the shipped defaults (a unified diff)"),
+                       ("check", "read every file as a run would")):
+        sub = ref_actions.add_parser(name, help=text)
+        sub.add_argument("--warehouse", type=Path, required=True)
+        sub.set_defaults(handler=_reference)
+    for name, text in (("adopt", "take the changed shipped default FILE(s) into the folder, over local edits"),
+                       ("keep", "keep the local FILE(s) and stop reporting the changed shipped default")):
+        sub = ref_actions.add_parser(name, help=text)
+        sub.add_argument("files", nargs="+", metavar="FILE", help="e.g. scope_aliases.csv")
+        sub.add_argument("--warehouse", type=Path, required=True)
+        sub.set_defaults(handler=_reference)
     return parser
 
 
@@ -579,6 +906,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback
         return _fail("interrupted", 130)
+    except BrokenPipeError:  # `boligdata ... | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

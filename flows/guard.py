@@ -62,13 +62,13 @@ def nothing_new(landing: Path, warehouse: Path, reference_dir: Path | None) -> s
 
     from transforms.ledger.deliveries import LedgerSnapshot, plan_deliveries
     from transforms.ledger.runs import RunSummary
-    from transforms.reference import DEFAULT_REFERENCE_DIR
+    from transforms.reference import reference_for
     from warehouse.build import published_is_current
     from warehouse.materialize import model_fingerprint
 
     landing_dir, warehouse_file = Path(landing).resolve(), Path(warehouse).resolve()
-    reference = Path(reference_dir).resolve() if reference_dir else DEFAULT_REFERENCE_DIR
     try:
+        reference = reference_for(warehouse_file, reference_dir)
         ledger = LedgerSnapshot.read(warehouse_file)
         if ledger.model_fingerprint is None or ledger.model_fingerprint != model_fingerprint(reference):
             return None

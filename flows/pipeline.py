@@ -29,8 +29,9 @@ from transforms.intake import batches as ingest
 from transforms.intake.batches import delivery_batches
 from transforms.ledger.deliveries import Delivery, LedgerSnapshot, plan_deliveries
 from transforms.ledger.runs import RunSummary
-from transforms.reference import DEFAULT_REFERENCE_DIR, check_reference_tables
+from transforms.reference import check_reference_tables, reference_for
 from transforms.steward.report import render_markdown, write_steward_report
+from transforms.steward.status import write_status_page
 from warehouse.build import (
     check_warehouse_path,
     check_writable_folder,
@@ -103,20 +104,23 @@ def announce_loaded(warehouse: Path, summary: RunSummary) -> None:
 
 
 @step
-def report_to_steward(warehouse: Path, run_id: str) -> Path:
-    """The offline HTML report beside the warehouse, and its summary as an artifact in the Prefect UI."""
+def report_to_steward(warehouse: Path, run_id: str, reference_dir: Path | None = None) -> Path:
+    """The offline HTML report of the run beside the warehouse, the standing status page refreshed, and
+    the run's summary as an artifact in the Prefect UI."""
     from prefect.artifacts import create_markdown_artifact
 
     create_markdown_artifact(markdown=render_markdown(warehouse, run_id), key="boligdata-run",
                              description="Deliveries by status and the most frequent failing rules")
-    return write_steward_report(warehouse, run_id)
+    report = write_steward_report(warehouse, run_id)
+    write_status_page(warehouse, reference_dir)
+    return report
 
 
 def start_run(warehouse: str, reference_dir: str | None, landing: str, build_marts: bool = True
               ) -> tuple[Path, Path, RunSummary]:
     """What every writing flow checks first: a usable warehouse path and reference data; the run's summary."""
     warehouse_file = check_warehouse_path(Path(warehouse))
-    reference = Path(reference_dir).resolve() if reference_dir else DEFAULT_REFERENCE_DIR
+    reference = reference_for(warehouse_file, reference_dir)  # the warehouse's own, unless given
     check_reference_tables(reference)
     summary = RunSummary(str(flow_run.id or "local"), landing, str(warehouse_file),
                          dt.datetime.now(dt.UTC).replace(tzinfo=None), model_fingerprint(reference) if build_marts else None)
@@ -159,7 +163,7 @@ def run_pipeline(landing: str, warehouse: str, reference_dir: str | None = None,
     # published: what follows is owed to the steward and the event system, and must not turn a published
     # run into one that "failed, warehouse unchanged"
     try:
-        summary.report = report_to_steward(warehouse_file, summary.run_id)
+        summary.report = report_to_steward(warehouse_file, summary.run_id, reference)
     except OSError as error:
         summary.warnings.append(f"the steward report was not written ({error.strerror or error}: "
                                 f"{error.filename or 'report folder'}); the warehouse was published")

@@ -49,7 +49,7 @@ def test_export_writes_the_marts_as_parquet(demo_warehouse, tmp_path, capsys):
                        "marts.indicator_vs_kommune.parquet", "marts.target_status.parquet",
                        "marts.targets_without_data.parquet", "meta.deliveries.parquet", "meta.partitions.parquet",
                        "meta.quarantine.parquet", "meta.reported_figures.parquet", "meta.reports.parquet",
-                       "meta.runs.parquet", "ref.indicators.parquet", "ref.targets.parquet"]
+                       "meta.runs.parquet", "meta.steward_actions.parquet", "ref.indicators.parquet", "ref.targets.parquet"]
     import pyarrow.parquet as pq
 
     schema = pq.read_schema(tmp_path / "out" / "marts.indicator_values.parquet")

@@ -1,3 +1,4 @@
+import json
 import shutil
 import subprocess
 import sys
@@ -59,6 +60,9 @@ def test_the_installed_command_runs_the_demo_and_prints_indicators(tmp_path):
 
     shown = boligdata("indicators", "--warehouse", str(warehouse), timeout=120)
     assert shown.returncode == 0, shown.stderr
-    rows = [line for line in shown.stdout.splitlines() if "afgoerelser_pr_1000" in line]
-    assert [row.split("│")[2].strip() for row in rows] == ["en-faelles-indsats-2021", "slagelse-2017"]
-    assert all("2021" in row and "worse" in row for row in rows)
+    assert "afgoerelser_pr_1000, 2021 (per_1000)" in shown.stdout.splitlines()
+    assert all(len(line) <= 80 for line in shown.stdout.splitlines())
+    shown = boligdata("indicators", "--warehouse", str(warehouse), "--format", "json", timeout=120)
+    rows = [row for row in json.loads(shown.stdout) if row["indicator"] == "afgoerelser_pr_1000"]
+    assert [row["scope_id"] for row in rows] == ["en-faelles-indsats-2021", "slagelse-2017"]
+    assert all(row["year"] == 2021 and row["vs_kommune"] == "worse" for row in rows)

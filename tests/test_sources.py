@@ -187,7 +187,7 @@ def test_event_rules(paths):
     land(landing, "politi_anmeldelser", "a.csv", [
         ANMELDELSER_HEADER,
         "A1;2016-01-10;330;Motalavej;Hærværk",
-        "A1;2016-01-11;330;Motalavej;Vold",          # 3 (and 2) duplicate id
+        "A1;2016-01-11;330;Motalavej;Vold",          # 3 repeats line 2's id (line 2 loads)
         "A3;2099-01-01;330;Motalavej;Vold",          # 4 future date
         "A4;2016-01-01;330;Hele kommunen;Vold",      # 5 kommune totals are all rows, not a row
         "A5;2016-01-01;330;Motalavej;Cykeltyveri",   # 6 category outside the set
@@ -195,8 +195,7 @@ def test_event_rules(paths):
     ])
     ingest_all(landing, warehouse)
     assert query(warehouse, "SELECT line_number, rule, column_name, value FROM meta.quarantine ORDER BY 1, 2") == [
-        (2, "duplicate_id", "anmeldelses_id", "A1"),
-        (3, "duplicate_id", "anmeldelses_id", "A1"),
+        (3, "duplicate_in_delivery", "anmeldelses_id", "A1"),
         (4, "date_out_of_range", "anmeldt_dato", "2099-01-01"),
         (5, "level_not_allowed", "omraade", "Hele kommunen"),
         (6, "value_not_in_set", "kategori", "Cykeltyveri"),

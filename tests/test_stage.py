@@ -100,3 +100,23 @@ def test_numbers_that_are_not_finite_or_too_large_are_type_errors():
         (2, "type_decimal", "taeller"), (3, "type_decimal", "taeller"), (4, "type_decimal", "taeller"),
         (5, "type_int", "naevner")]
     assert staged.frame.filter(pl.col("taeller").is_infinite()).is_empty()
+
+
+def test_every_area_spelling_the_spec_lists_is_an_alias():
+    """domain.md's Places table: names, 'older documents say ...', 'also spelled ...'."""
+    from transforms.reference import load_reference
+    from transforms.sources import normalize_label
+
+    scopes = load_reference().scopes_by_label
+    spelled = {
+        "motalavej": ["Motalavej", "Motalavej (Korsør)"],
+        "ringparken": ["Ringparken", "Ringparken (Slagelse)", "Ringparken/Schackenborgvænge", "Ringparken og Schackenborgvænge"],
+        "sydbyen": ["Sydbyen", "Sydbyen (Slagelse)"],
+        "skaelskoer": ["Skælskør", "Skælskør (Parkvej, Præstevænget)", "Præstevang", "Præstevænget",
+                       "Skælskør (Parkvej, Præstevang)", "Parkvej og Præstevang"],
+        "amagerbro": ["Amagerbro", "Amagerbro (København)"],
+    }
+    for area, spellings in spelled.items():
+        for spelling in spellings:
+            found = scopes.get(normalize_label(spelling))
+            assert found is not None and area in str(found), spelling

@@ -189,8 +189,11 @@ def test_a_duplicate_key_within_and_across_deliveries_and_a_total_row_in_a_housi
     land(landing, "brand_haendelser", "c.csv", [header, "B2;2018-01-01;330;Sydbyen;Bilbrand"], mtime=now)
     ingest_all(landing, warehouse)
     assert query(warehouse, "SELECT delivery_id, line_number, rule, value, note FROM meta.quarantine ORDER BY 1, 2") == [
-        (1, 2, "duplicate_id", "B1", None), (1, 3, "duplicate_id", "B1", None),
+        (1, 3, "duplicate_in_delivery", "B1", "already in this delivery at line 2"),
         (3, 2, "duplicate_id", "B2", "already loaded by delivery 2, line 2")]
+    assert query(warehouse, "SELECT delivery_id, line_number FROM staging.brand_haendelser ORDER BY 1, 2") == [(1, 2), (2, 2)]
+    (description,) = read_quarantine(warehouse, rule="duplicate_in_delivery")["rule_description"]
+    assert description.startswith("Each Hændelses-ID may occur once in a delivery: this row repeats an earlier line")
 
 
 def test_retry_judges_a_held_back_row_with_the_rest_of_its_delivery(paths, tmp_path):

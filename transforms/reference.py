@@ -247,3 +247,115 @@ def load_reference(reference_dir: Path | str = DEFAULT_REFERENCE_DIR) -> Referen
     reference_dir = Path(reference_dir).resolve()
     stamp = tuple(p.stat().st_mtime for p in sorted(reference_dir.glob("*.csv")))
     return _load_reference(reference_dir, stamp)
+
+
+# --- the warehouse's own reference data --------------------------------------------------------------
+# Stewards edit the reference data of *their* warehouse: `<warehouse>_reference/` beside FILE, made from
+# warehouse/reference the first time a command needs it. A copy of the defaults it was made from (or last
+# brought up to date with) is kept in its `.defaults/`, so that a later change of a shipped default is
+# reported (`boligdata status`, the run's output, `boligdata reference diff`) and never applied over a
+# local edit.
+
+DEFAULTS_SNAPSHOT = ".defaults"
+
+
+def warehouse_reference_dir(warehouse: Path) -> Path:
+    warehouse = Path(warehouse)
+    return warehouse.with_name(f"{warehouse.stem}_reference")
+
+
+def _copy_defaults(folder: Path, names: list[str]) -> None:
+    import shutil
+
+    snapshot = folder / DEFAULTS_SNAPSHOT
+    snapshot.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copyfile(DEFAULT_REFERENCE_DIR / name, snapshot / name)
+
+
+def reference_for(warehouse: Path, given: Path | str | None = None, create: bool = True) -> Path:
+    """The reference folder a command uses: --reference if given, else the warehouse's own folder,
+    initialised from the defaults the first time (when CREATE)."""
+    if given:
+        return Path(given).resolve()
+    folder = warehouse_reference_dir(Path(warehouse).resolve())
+    if not folder.exists() and create:
+        import shutil
+
+        partial = folder.with_name(f".{folder.name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(DEFAULT_REFERENCE_DIR, partial)
+        _copy_defaults(partial, sorted(p.name for p in DEFAULT_REFERENCE_DIR.glob("*.csv")))
+        (partial / "README.txt").write_text(
+            "Reference data of this warehouse (boligdata run, retry, serve and the deployments read it).\n"
+            "Edit the ;-separated files here (keep this folder under version control if you like);\n"
+            "`boligdata reference diff --warehouse FILE` shows how they differ from the shipped defaults.\n"
+            ".defaults/ holds the defaults this folder was made from: do not edit it.\n", encoding="utf-8")
+        partial.rename(folder)
+    return folder
+
+
+@dataclass(frozen=True)
+class DefaultChange:
+    file: str
+    locally_edited: bool  # the steward's file differs from the defaults it was made from
+
+    def describe(self) -> str:
+        if self.locally_edited:
+            return (f"the shipped default {self.file} changed since this warehouse's copy was made, and the copy has local "
+                    "edits: not applied (see `boligdata reference diff`)")
+        return f"the shipped default {self.file} changed since this warehouse's copy was made: not applied (see `boligdata reference diff`)"
+
+
+def changed_defaults(folder: Path) -> list[DefaultChange]:
+    """Shipped default files that differ from the ones FOLDER was made from (nothing for a folder
+    given with --reference that has no .defaults/, nor for the defaults themselves)."""
+    folder = Path(folder)
+    snapshot = folder / DEFAULTS_SNAPSHOT
+    if folder.resolve() == DEFAULT_REFERENCE_DIR or not snapshot.is_dir():
+        return []
+    changes = []
+    for default in sorted(DEFAULT_REFERENCE_DIR.glob("*.csv")):
+        made_from = snapshot / default.name
+        if made_from.exists() and made_from.read_bytes() == default.read_bytes():
+            continue
+        local = folder / default.name
+        edited = local.exists() and (not made_from.exists() or local.read_bytes() != made_from.read_bytes())
+        changes.append(DefaultChange(default.name, edited))
+    return changes
+
+
+def reference_diff(folder: Path) -> str:
+    """A unified diff per file: the shipped defaults (a/) against this folder (b/)."""
+    import difflib
+
+    folder = Path(folder)
+    out = []
+    names = sorted({p.name for p in DEFAULT_REFERENCE_DIR.glob("*.csv")} | {p.name for p in folder.glob("*.csv")})
+    for name in names:
+        a, b = DEFAULT_REFERENCE_DIR / name, folder / name
+        a_lines = a.read_text(encoding="utf-8").splitlines(keepends=True) if a.exists() else []
+        b_lines = b.read_text(encoding="utf-8").splitlines(keepends=True) if b.exists() else []
+        out += difflib.unified_diff(a_lines, b_lines, f"defaults/{name}", f"{folder.name}/{name}")
+    return "".join(line if line.endswith("\n") else line + "\n" for line in out)
+
+
+def adopt_defaults(folder: Path, names: list[str] | None = None) -> list[str]:
+    """Take the shipped defaults of NAMES (default: every changed file without a local edit) into the
+    folder, and record them as the defaults it is made from; returns the files taken."""
+    import shutil
+
+    changes = {c.file: c for c in changed_defaults(folder)}
+    names = names if names is not None else [n for n, c in changes.items() if not c.locally_edited]
+    for name in names:
+        if not (DEFAULT_REFERENCE_DIR / name).exists():
+            raise ReferenceDataError(f"no shipped default {name}; defaults: "
+                                     + ", ".join(sorted(p.name for p in DEFAULT_REFERENCE_DIR.glob('*.csv'))))
+        shutil.copyfile(DEFAULT_REFERENCE_DIR / name, Path(folder) / name)
+    _copy_defaults(Path(folder), names)
+    return names
+
+
+def acknowledge_defaults(folder: Path, names: list[str]) -> None:
+    """Keep the local files of NAMES as they are and stop reporting the shipped change."""
+    _copy_defaults(Path(folder), names)

@@ -111,7 +111,7 @@ def _apply_set_wise(conn: duckdb.DuckDBPyConnection, deliveries: list[Delivery],
     returns the rows quarantined per delivery id."""
     contract = contract_for(source)
     staged, problems = _spilled(deliveries, source, "staged"), _spilled(deliveries, source, "problems")
-    records.quarantine_rows(conn, problems, note="NULL")
+    records.quarantine_rows(conn, problems)
     records.register_partitions(conn, source, staged)
     conn.execute(f"""
         INSERT INTO {contract.staging_table} BY NAME
@@ -137,7 +137,7 @@ def _apply_rows(conn: duckdb.DuckDBPyConnection, delivery: Delivery, contract: C
                      f"SELECT {columns} FROM read_parquet({_quote(str(delivery.spill_path(part)))})")
     conn.execute("CREATE OR REPLACE TEMP VIEW incoming_partitions AS "
                  "SELECT DISTINCT partition_key FROM incoming_staged WHERE partition_key IS NOT NULL")
-    conn.execute("CREATE TEMP TABLE delivery_problems AS SELECT *, NULL::VARCHAR AS note FROM incoming_problems")
+    conn.execute("CREATE TEMP TABLE delivery_problems AS SELECT * FROM incoming_problems")
     _replace_partitions(conn, delivery, contract)
     column = contract.unique_across_deliveries
     if column and conn.execute(f"""SELECT count(*) FROM incoming_staged WHERE {column} IN

@@ -151,3 +151,23 @@ COMMENT ON COLUMN meta.reported_figures.suppressed IS 'True when the value was h
 COMMENT ON COLUMN meta.reported_figures.met IS 'For kind target: the verdict (true met, false not met, NULL not evaluable).';
 COMMENT ON COLUMN meta.reported_figures.verdict IS 'For kind target: the verdict as the report put it (opfyldt, ikke opfyldt, kan ikke vurderes: why).';
 COMMENT ON COLUMN meta.reported_figures.delivery_ids IS 'The deliveries (meta.deliveries) whose staged rows the figure was computed from.';
+
+CREATE TABLE IF NOT EXISTS meta.steward_actions (
+    action_id INTEGER NOT NULL,
+    acted_at TIMESTAMP NOT NULL,
+    who VARCHAR NOT NULL,
+    action VARCHAR NOT NULL,
+    target VARCHAR,
+    reason VARCHAR,
+    result VARCHAR,
+    delivery_id INTEGER
+);
+COMMENT ON TABLE meta.steward_actions IS 'What stewards did through boligdata (waive, retry, dismiss a rejected file, reference edits), with who and when.';
+COMMENT ON COLUMN meta.steward_actions.action_id IS 'Sequential id of the action.';
+COMMENT ON COLUMN meta.steward_actions.acted_at IS 'When the action was taken (UTC).';
+COMMENT ON COLUMN meta.steward_actions.who IS 'The steward''s user name (the desk''s user for actions in the browser).';
+COMMENT ON COLUMN meta.steward_actions.action IS 'waive, retry, dismiss_file or reference_edit.';
+COMMENT ON COLUMN meta.steward_actions.target IS 'What it applied to, e.g. delivery 3 line 4, rule unknown_area, scope_aliases.csv.';
+COMMENT ON COLUMN meta.steward_actions.reason IS 'The reason the steward gave.';
+COMMENT ON COLUMN meta.steward_actions.result IS 'What it did, e.g. waived 2 row problem(s).';
+COMMENT ON COLUMN meta.steward_actions.delivery_id IS 'The delivery it applied to, where it applied to one.';

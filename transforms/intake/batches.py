@@ -94,7 +94,7 @@ def validate_deliveries(deliveries: list[Delivery], reference_dir: Path, today: 
 
     staged = spilled("staged").collect()
     problems = validate_rows(staged, spilled("type_problems").collect(), spilled("raw"), contract,
-                             load_reference(reference_dir), today)
+                             load_reference(reference_dir), today, with_notes=True)
     problems = problems.join(staged.select(pl.col("delivery_id").cast(pl.Int64), pl.col("line_number").cast(pl.Int64),
                                            "partition_key"), on=["delivery_id", "line_number"], how="left")
     by_delivery = problems.partition_by("delivery_id", as_dict=True)

@@ -27,7 +27,7 @@ import polars as pl
 
 from transforms.reference import Reference
 from transforms.sources import Contract
-from transforms.sources.suite import suite_path
+from transforms.sources.suite import DUPLICATE_RULE, key_rule, suite_path
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 # One GX context serves the process; it is not documented as thread-safe and files are staged in threads.
@@ -144,16 +144,36 @@ def _suite_columns(suite) -> set[str]:
     return {name for expectation in suite.expectations for name in names(expectation.configuration.kwargs)}
 
 
+def duplicates_in_delivery(staged_rows: pl.DataFrame, contract: Contract) -> pl.DataFrame:
+    """Later copies of a key within one delivery (the first occurrence is not a problem), with the line
+    of the first in `note`. Rows with a missing key part are not compared (as GX's ignore_row_if)."""
+    schema = {"delivery_id": pl.Int64, "line_number": pl.Int64, "rule": pl.Utf8, "column_name": pl.Utf8,
+              "value": pl.Utf8, "note": pl.Utf8}
+    rule = key_rule(contract)
+    if rule is None or not set(contract.key) <= set(staged_rows.columns):
+        return pl.DataFrame(schema=schema)
+    blamed, _ = rule
+    keyed = (staged_rows.select(*ROW_KEY, *contract.key).drop_nulls(list(contract.key))
+             .with_columns(pl.col(ROW_KEY).cast(pl.Int64)))
+    first = pl.col("line_number").min().over(["delivery_id", *contract.key]).alias("first_line")
+    return (keyed.with_columns(first).filter(pl.col("line_number") != pl.col("first_line"))
+            .select(*ROW_KEY, rule=pl.lit(DUPLICATE_RULE), column_name=pl.lit(blamed), value=pl.lit(None, dtype=pl.Utf8),
+                    note=pl.format("already in this delivery at line {}", pl.col("first_line")))
+            .cast(schema))
+
+
 def validate_rows(staged_rows: pl.DataFrame, type_problems: pl.DataFrame, text_rows: pl.DataFrame | pl.LazyFrame,
-                  contract: Contract, reference: Reference, today: dt.date | None = None) -> pl.DataFrame:
-    """Every (line, rule, column, delivered value) the suite finds broken, typing problems included.
+                  contract: Contract, reference: Reference, today: dt.date | None = None,
+                  with_notes: bool = False) -> pl.DataFrame:
+    """Every (line, rule, column, delivered value) the suite finds broken, typing problems and later
+    copies of a key within a delivery included; WITH_NOTES adds `note` (e.g. the line a copy repeats).
 
     The frames hold a batch of deliveries of one source keyed by (delivery_id, line_number), or a single
     delivery keyed by line_number alone; the problems come keyed the same way."""
     if "delivery_id" not in staged_rows.columns:
         one_delivery = pl.lit(0, dtype=pl.Int64).alias("delivery_id")
         problems = validate_rows(staged_rows.with_columns(one_delivery), type_problems.with_columns(one_delivery),
-                                 text_rows.with_columns(one_delivery), contract, reference, today)
+                                 text_rows.with_columns(one_delivery), contract, reference, today, with_notes)
         return problems.drop("delivery_id")
     with _GX_LOCK:  # also around the suite: GX fills its expectation registry on first import, not thread-safely
         suite = load_suite(suite_path(contract))
@@ -181,9 +201,12 @@ def validate_rows(staged_rows: pl.DataFrame, type_problems: pl.DataFrame, text_r
         findings.append(pl.DataFrame(
             {key: [int(hit[key]) for hit in hits] for key in ROW_KEY}, schema={key: pl.Int64 for key in ROW_KEY},
         ).with_columns(rule=pl.lit(rule), column_name=pl.lit(column), value=pl.lit(None, dtype=pl.Utf8)))
-    type_problems = type_problems.select(pl.col(ROW_KEY).cast(pl.Int64), "rule", "column_name", "value")
-    suite_problems = pl.concat(findings) if findings else type_problems.clear()
+    no_note = pl.lit(None, dtype=pl.Utf8).alias("note")
+    type_problems = type_problems.select(pl.col(ROW_KEY).cast(pl.Int64), "rule", "column_name", "value", no_note)
+    suite_problems = pl.concat(findings).with_columns(no_note) if findings else type_problems.clear()
+    suite_problems = pl.concat([suite_problems, duplicates_in_delivery(staged_rows, contract)])
     # A value that could not be typed reads as missing to the suite; report it once, as the type problem.
     suite_problems = suite_problems.join(type_problems, on=[*ROW_KEY, "column_name"], how="anti")
     problems = pl.concat([type_problems, suite_problems]).unique(maintain_order=True).sort(ROW_KEY, maintain_order=True)
-    return _with_delivered_values(problems, text_rows)
+    problems = _with_delivered_values(problems, text_rows)
+    return problems if with_notes else problems.drop("note")

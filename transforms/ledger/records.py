@@ -24,7 +24,7 @@ def requarantine_rows(conn: duckdb.DuckDBPyConnection, delivery_id: int, problem
     """A delivery's lines checked again: their open quarantine rows become the problems found now."""
     conn.execute(f"""DELETE FROM meta.quarantine WHERE delivery_id = $delivery AND status = 'open'
                      AND line_number IN (SELECT line_number FROM {problems})""", {"delivery": delivery_id})
-    quarantine_rows(conn, problems, delivery_id=str(delivery_id), note="$note", params={"note": note})
+    quarantine_rows(conn, problems, delivery_id=str(delivery_id), note="coalesce(note, $note)", params={"note": note})
 
 
 def close_quarantine_rows(conn: duckdb.DuckDBPyConnection, selection: str, params: dict, status: str, who: str,
@@ -113,3 +113,13 @@ def record_report(conn: duckdb.DuckDBPyConnection, report: dict, figures: pl.Dat
         conn.register("incoming_figures", figures.with_columns(pl.lit(report["report_id"]).alias("report_id")))
         conn.execute("INSERT INTO meta.reported_figures BY NAME SELECT * FROM incoming_figures")
         conn.unregister("incoming_figures")
+
+
+def record_action(conn: duckdb.DuckDBPyConnection, who: str, action: str, target: str | None, reason: str | None,
+                  result: str | None, delivery_id: int | None = None) -> None:
+    """One steward action in meta.steward_actions (the desk's history of who did what, when)."""
+    conn.execute("""
+        INSERT INTO meta.steward_actions
+        SELECT coalesce(max(action_id), 0) + 1, now()::TIMESTAMP, $who, $action, $target, $reason, $result, $delivery
+        FROM meta.steward_actions""",
+                 {"who": who, "action": action, "target": target, "reason": reason, "result": result, "delivery": delivery_id})

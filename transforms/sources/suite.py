@@ -78,20 +78,23 @@ def _required(column: Column) -> Check | None:
     return Check("missing_value", description, "expect_column_values_to_not_be_null", when=when)
 
 
-def _key_rule(contract: Contract) -> dict | None:
-    """Each key may occur once in a delivery (rows of a batch of deliveries are keyed by delivery_id)."""
+DUPLICATE_RULE = "duplicate_in_delivery"
+
+
+def key_rule(contract: Contract) -> tuple[str, str] | None:
+    """The within-delivery key rule: (column to blame, plain words). Checked in validation (not by GX,
+    whose uniqueness check fails every copy): the first occurrence of a key loads, later copies are
+    quarantined as `duplicate_in_delivery` with the line of the first."""
     if not contract.key:
         return None
     if contract.key == (contract.unique_across_deliveries,):
-        header = contract.column(contract.key[0]).header
-        rule, description, blamed = "duplicate_id", f"{header} may occur once in a delivery", contract.key[0]
+        blamed = contract.key[0]
+        what = contract.column(blamed).header
     else:
         delivered = [c.header for c in contract.columns if c.name in _key_columns_delivered(contract)]
-        rule, description = "duplicate_key", f"Each ({', '.join(delivered)}) may occur once in a delivery"
-        blamed = contract.scope_column or contract.department_columns[1]
-    return {"type": "expect_compound_columns_to_be_unique",
-            "kwargs": {"column_list": ["delivery_id", *contract.key], "ignore_row_if": "any_value_is_missing"},
-            "meta": {"rule": rule, "column": blamed, "description": description}}
+        what, blamed = f"({', '.join(delivered)})", contract.scope_column or contract.department_columns[1]
+    return blamed, (f"Each {what} may occur once in a delivery: this row repeats an earlier line of the same file, "
+                    "which was taken instead")
 
 
 def _key_columns_delivered(contract: Contract) -> set[str]:
@@ -131,8 +134,6 @@ def suite_for(contract: Contract) -> dict:
         expectations += department_rules.get(column.name, [])
         for check in column.checks:
             expectations.append(_expectation(check, check.checked or column.name, column.name))
-    if key_rule := _key_rule(contract):
-        expectations.append(key_rule)
     return {
         "name": contract.source,
         "meta": {"contract": f"spec/extracts.md#{contract.source}",

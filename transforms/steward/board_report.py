@@ -514,8 +514,8 @@ class WrittenReport:
 
 
 def check_out_dir(out) -> "Path":
-    from pathlib import Path
     import os
+    from pathlib import Path
 
     out = Path(out)
     try:

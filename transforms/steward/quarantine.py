@@ -4,6 +4,7 @@ and retries. Reads take the published warehouse; writes take a build (see wareho
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import getpass
 from dataclasses import dataclass, field
 from functools import cache
@@ -18,7 +19,7 @@ from transforms.intake.validate import validate_rows
 from transforms.ledger import records
 from transforms.reference import load_reference
 from transforms.sources import contract_for
-from transforms.sources.suite import suite_for
+from transforms.sources.suite import DUPLICATE_RULE, key_rule, suite_for
 from warehouse.files import internal_file
 from warehouse.load import rows_for_loading
 
@@ -46,6 +47,8 @@ def describe_rule(source: str, rule: str, column: str | None) -> str:
         return f"{header} must be {TYPE_WORDS.get(rule.removeprefix('type_'), rule)}"
     if rule in LOAD_TIME_RULES:
         return LOAD_TIME_RULES[rule]
+    if rule == DUPLICATE_RULE and key_rule(contract):
+        return key_rule(contract)[1]
     descriptions = _suite_descriptions(source)
     return descriptions.get((rule, column)) or next(
         (text for (name, _), text in descriptions.items() if name == rule), rule)
@@ -100,19 +103,113 @@ def read_raw_record(warehouse: Path, delivery_id: int, line_number: int) -> dict
     return {column.header: record[column.name] for column in contract.columns}
 
 
+class StewardError(ValueError):
+    """A steward's command names something that does not exist, or selects nothing: nothing changes."""
+
+
+def known_rules() -> list[str]:
+    """Every rule id a quarantine row can carry."""
+    from transforms.sources import all_contracts
+
+    rules = set(LOAD_TIME_RULES) | {DUPLICATE_RULE} | {f"type_{t}" for t in TYPE_WORDS}
+    for contract in all_contracts().values():
+        rules |= {rule for rule, _ in _suite_descriptions(contract.source)}
+    return sorted(r for r in rules if r)
+
+
+def known_sources() -> list[str]:
+    from transforms.sources import all_contracts
+
+    return sorted(all_contracts())
+
+
+def check_names(rule: str | None = None, source: str | None = None) -> None:
+    """An unknown --rule or --source is a mistake, not an empty selection."""
+    if rule is not None and rule not in known_rules():
+        close = difflib.get_close_matches(rule, known_rules(), n=1)
+        raise StewardError(f"no rule {rule!r}" + (f" (did you mean {close[0]}?)" if close else "")
+                           + f"; rules: {', '.join(known_rules())}")
+    if source is not None and source not in known_sources():
+        raise StewardError(f"no source {source!r}; sources: {', '.join(known_sources())}")
+
+
+def _delivery_ids(conn) -> list[int]:
+    return [d for (d,) in conn.execute("SELECT delivery_id FROM meta.deliveries ORDER BY 1").fetchall()]
+
+
+def describe_ids(ids: list[int]) -> str:
+    """1, 2, 3, 7 -> '1-3, 7'."""
+    ranges, start, previous = [], None, None
+    for i in ids:
+        if start is None:
+            start = previous = i
+        elif i == previous + 1:
+            previous = i
+        else:
+            ranges.append((start, previous))
+            start = previous = i
+    if start is not None:
+        ranges.append((start, previous))
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges) or "none"
+
+
+def check_delivery(conn, delivery_id: int) -> None:
+    ids = _delivery_ids(conn)
+    if delivery_id not in ids:
+        raise StewardError(f"no delivery {delivery_id}; deliveries: {describe_ids(ids)}")
+
+
+def open_summary(conn, delivery_id: int | None = None) -> str:
+    """What is open, in a few words (for a selection that found nothing)."""
+    rows = conn.execute("""SELECT delivery_id, list(DISTINCT line_number ORDER BY line_number), list(DISTINCT rule ORDER BY rule)
+                           FROM meta.quarantine WHERE status = 'open' AND ($d IS NULL OR delivery_id = $d)
+                           GROUP BY 1 ORDER BY 1""", {"d": delivery_id}).fetchall()
+    if not rows:
+        return "nothing is open" + (f" in delivery {delivery_id}" if delivery_id is not None else "")
+    return "open: " + "; ".join(f"delivery {d} lines {describe_ids(lines)} ({', '.join(rules)})" for d, lines, rules in rows[:10])
+
+
 def waive(build: Path, reason: str, delivery_id: int | None = None, line_number: int | None = None,
           rule: str | None = None, source: str | None = None, who: str | None = None) -> int:
-    """Close open quarantine rows without loading them, with who, when and why; returns how many."""
+    """Close open quarantine rows without loading them, with who, when and why; returns how many.
+    A selection that names nothing that exists, or finds nothing open, is an error (StewardError)."""
     if not reason.strip():
-        raise ValueError("a waiver needs a reason")
+        raise StewardError("a waiver needs a reason")
     if delivery_id is None and rule is None and source is None:
-        raise ValueError("say which rows to waive: a delivery (and line), a rule or a source")
+        raise StewardError("say which rows to waive: a delivery (and line), a rule or a source")
+    if line_number is not None and delivery_id is None:
+        raise StewardError("--line needs --delivery")
+    check_names(rule, source)
+    who = who or steward_user()
     with duckdb.connect(str(build)) as conn:
+        if delivery_id is not None:
+            check_delivery(conn, delivery_id)
         selection = """($delivery IS NULL OR delivery_id = $delivery)
               AND ($line IS NULL OR line_number = $line) AND ($rule IS NULL OR rule = $rule)
               AND ($source IS NULL OR delivery_id IN (SELECT delivery_id FROM meta.deliveries WHERE source = $source))"""
         params = {"delivery": delivery_id, "line": line_number, "rule": rule, "source": source}
-        return records.close_quarantine_rows(conn, selection, params, "waived", who or steward_user(), reason.strip())
+        target = ", ".join(f"{name} {value}" for name, value in (("delivery", delivery_id), ("line", line_number),
+                                                                 ("rule", rule), ("source", source)) if value is not None)
+        count = records.close_quarantine_rows(conn, selection, params, "waived", who, reason.strip())
+        if count == 0:
+            raise StewardError(f"no open quarantined row matches {target}; {open_summary(conn, delivery_id)}")
+        records.record_action(conn, who, "waive", target, reason.strip(), f"waived {count} row problem(s)", delivery_id)
+        return count
+
+
+def dismiss_file(build: Path, delivery_id: int, reason: str, who: str | None = None) -> None:
+    """A rejected file the steward decides needs no correction: off the desk's open list, with who and why."""
+    if not reason.strip():
+        raise StewardError("dismissing a rejected file needs a reason")
+    who = who or steward_user()
+    with duckdb.connect(str(build)) as conn:
+        check_delivery(conn, delivery_id)
+        (status, name) = conn.execute("SELECT status, source || '/' || file_name FROM meta.deliveries WHERE delivery_id = ?",
+                                      [delivery_id]).fetchall()[0]
+        if status != "rejected":
+            raise StewardError(f"delivery {delivery_id} ({name}) is {status}, not rejected; {open_summary(conn, delivery_id)}")
+        records.record_action(conn, who, "dismiss_file", f"delivery {delivery_id} ({name})", reason.strip(),
+                              "rejected file closed without a correction", delivery_id)
 
 
 @dataclass
@@ -156,10 +253,15 @@ def retry_quarantined(build: Path, reference_dir: Path, today: dt.date | None = 
                 outcome.still_open_rows, outcome.problems = len(lines), [str(still_wrong)]
                 continue
             held_back = pl.col("line_number").is_in(lines)
-            problems = validate_rows(staged.frame, staged.problems, text_rows, contract, reference, today).filter(held_back)
+            problems = validate_rows(staged.frame, staged.problems, text_rows, contract, reference, today,
+                                     with_notes=True).filter(held_back)
             passing = staged.frame.filter(held_back & ~pl.col("line_number").is_in(problems["line_number"].implode()))
             outcome.released_rows, outcome.still_open_rows = _apply_retry(
                 conn, contract, delivery_id, staged.frame, passing, problems, who)
+        if outcomes:
+            records.record_action(conn, who, "retry", f"{len(outcomes)} deliver(ies) with open rows", None,
+                                  f"{sum(o.released_rows for o in outcomes)} row(s) released, "
+                                  f"{sum(o.still_open_rows for o in outcomes)} still quarantined")
     return outcomes
 
 

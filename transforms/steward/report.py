@@ -100,7 +100,8 @@ def render_html(warehouse: Path, run_id: str, generated_at: dt.datetime | None =
     parts.append("<h2>What to do</h2><ul>"
                  "<li>A wrong file: deliver a corrected file; it replaces the partitions (e.g. kommune and year) it contains "
                  "and closes their quarantined rows.</li>"
-                 "<li>A name or department the reference data does not know yet: fix <code>warehouse/reference</code>, "
+                 "<li>A name or department the reference data does not know yet: fix the warehouse's reference folder "
+                 "(<code>&lt;warehouse&gt;_reference</code>), "
                  "then <code>boligdata quarantine retry</code>.</li>"
                  "<li>A row that is right to leave out: <code>boligdata quarantine waive --reason ...</code>.</li></ul>")
     parts.append("</body></html>")
