@@ -620,8 +620,12 @@ def _report(args: argparse.Namespace) -> int:
 
 def _reports(args: argparse.Namespace) -> int:
     from transforms.steward.board_report import list_reports
+    from transforms.steward.tables import emit
 
-    _show(list_reports(args.warehouse), "no reports yet")
+    reports = list_reports(args.warehouse).to_dicts()
+    # the table shows what fits 80 columns; json and csv every column
+    columns = ["report_id", "plan_id", "period", "pdf_file"] if args.format == "table" else list(reports[0]) if reports else []
+    emit(reports, columns, args.format, "no reports yet")
     return 0
 
 
@@ -792,6 +796,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing_reports = commands.add_parser("reports", help="the reports written (meta.reports)")
     listing_reports.add_argument("--warehouse", type=Path, required=True)
+    listing_reports.add_argument("--format", choices=("table", "json", "csv"), default="table")
     listing_reports.set_defaults(handler=_reports, needs_warehouse=True)
 
     exporting = commands.add_parser("export", help="write the marts (and the indicator catalog) for other tools")

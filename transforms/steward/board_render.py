@@ -38,7 +38,6 @@ def _chart_svg(data: ReportData, indicator: str) -> str:
     info = data.indicators[indicator]
     rows = data.series.filter(pl.col("indicator") == indicator)
     fig, ax = plt.subplots(figsize=(7.2, 2.9))
-    plan_id = data.plan["plan_id"]
     order = ([(s, "plan") for s in rows.filter(level="plan")["scope_id"].unique().sort()]
              + [(s, "area") for s in rows.filter(level="area")["scope_id"].unique().sort()]
              + [(s, lvl) for s, lvl in rows.filter(~pl.col("level").is_in(["plan", "area"])).select("scope_id", "level")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -507,13 +508,13 @@ def _data_quality(conn, data: ReportData) -> None:
 @dataclass
 class WrittenReport:
     report_id: int
-    html: "Path"
-    pdf: "Path"
+    html: Path
+    pdf: Path
     seconds: float
     revisions: int
 
 
-def check_out_dir(out) -> "Path":
+def check_out_dir(out) -> Path:
     import os
     from pathlib import Path
 
