@@ -181,3 +181,31 @@ def test_a_run_whose_task_dies_with_its_worker_fails_with_one_line_and_publishes
     assert len(lines) == 1 and lines[0].startswith("boligdata: run failed, warehouse unchanged:"), done.stderr
     assert {path.name: digest(path) for path in tmp_path.glob("w.*duckdb")} == before
     assert not list(tmp_path.glob(".w.duckdb.building*"))
+
+
+def test_the_task_runner_is_chosen_by_configuration():
+    from prefect.task_runners import ThreadPoolTaskRunner
+    from prefect_dask import DaskTaskRunner
+
+    from flows.runner import intake_task_runner
+
+    assert isinstance(intake_task_runner({}), ThreadPoolTaskRunner)
+    assert intake_task_runner({"BOLIGDATA_TASKS_IN_FLIGHT": "2"})._max_workers == 2
+    remote = intake_task_runner({"BOLIGDATA_DASK_ADDRESS": "tcp://127.0.0.1:8786"})
+    assert isinstance(remote, DaskTaskRunner) and remote.address == "tcp://127.0.0.1:8786"
+    local = intake_task_runner({"BOLIGDATA_DASK": "local", "BOLIGDATA_DASK_WORKERS": "3"})
+    assert isinstance(local, DaskTaskRunner) and local.address is None
+    assert local.cluster_kwargs["n_workers"] == 3 and local.cluster_kwargs["processes"]
+    with pytest.raises(ValueError, match="BOLIGDATA_DASK='elsewhere'"):
+        intake_task_runner({"BOLIGDATA_DASK": "elsewhere"})
+
+
+def test_the_spill_folder_can_be_shared_storage(tmp_path, monkeypatch):
+    from warehouse.build import spill_dir
+
+    build = tmp_path / "wh" / ".w.duckdb.building"
+    assert spill_dir(build) == tmp_path / "wh" / ".w.duckdb.building.spill"
+    monkeypatch.setenv("BOLIGDATA_SPILL_DIR", str(tmp_path / "shared"))
+    shared = spill_dir(build)
+    assert shared.parent == tmp_path / "shared" and shared.name.startswith("w.duckdb.building.")
+    assert spill_dir(tmp_path / "other" / ".w.duckdb.building") != shared  # two warehouses, two spills
