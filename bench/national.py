@@ -5,7 +5,9 @@
 
 (a) DuckDB floor: DuckDB's read_csv of every file into plain tables (XLSX through polars/calamine);
 (b) Prefect floor: an empty flow run; (c) the first full `boligdata run`; (d) a re-run with nothing new;
-(e) a run after one new month of police reports; (f) the peak RSS of each. Every step but (c) runs
+(e) a run after one new month of police reports; (f) the peak RSS of each; (g) the first run again
+with the intake (read, stage, validate) on a local Dask cluster of 2 worker processes
+(`--dask local`, flows/runner.py), into a warehouse of its own, beside (c) on threads. Every step but (c) runs
 --repeat times (default 3) and counts with its median. Writes bench/results/latest.json and the table
 in docs/benchmarks.md.
 """
@@ -87,12 +89,16 @@ def main() -> None:
     landing, warehouse = data / "landing", data / "warehouse" / "boligdata.duckdb"
     warehouse.parent.mkdir()
     run = [*BOLIGDATA, "run", "--landing", str(landing), "--warehouse", str(warehouse), "--reference", str(data / "reference")]
+    (dask_warehouse := data / "warehouse-dask" / "boligdata.duckdb").parent.mkdir()
     steps = {
         "a_duckdb_floor": measure("(a) DuckDB floor", [sys.executable, "-c", DUCKDB_FLOOR, str(landing),
                                                        str(data / "floor.duckdb")], env, args.repeat,
                                   lambda: (data / "floor.duckdb").unlink(missing_ok=True)),
         "b_prefect_floor": measure("(b) Prefect floor", [sys.executable, "-c", PREFECT_FLOOR], env, args.repeat),
         "c_first_run": measure("(c) first run", run, env),
+        "g_first_run_dask_local_2": measure("(g) first run, intake on a 2-process local Dask cluster",
+                                            [*run[:-4], "--warehouse", str(dask_warehouse), *run[-2:], "--dask", "local"],
+                                            {**env, "BOLIGDATA_DASK_WORKERS": "2"}),
         "d_nothing_new": measure("(d) nothing new", run, env, args.repeat),
     }
     before_new_month = data / "before_new_month.duckdb"
@@ -115,6 +121,7 @@ def main() -> None:
         "scale": args.scale, "years": args.years, "rows": rows, "files": sum(1 for p in landing.rglob("*.*")),
         "steps": steps, "targets": targets,
     }
+    result["dask_local_over_threads"] = round(steps["g_first_run_dask_local_2"]["seconds"] / c, 2)
     RESULTS.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     write_doc(result)
     print(json.dumps(targets, indent=2))
@@ -135,7 +142,9 @@ def write_doc(result: dict) -> None:
         f"Machine: {machine['platform']}, Python {machine['python']}, {machine['cpus']} cores, {machine['memory_gib']} GiB. "
         f"{sum(result['rows'].values()):,} rows in {result['files']} files.\n\n"
         f"| step | seconds (median) | runs | peak RSS (MB) |\n|---|---:|---|---:|\n{table}\n\n"
-        f"| ratio | measured | target | met |\n|---|---:|---|---|\n{checks}\n", encoding="utf-8")
+        f"| ratio | measured | target | met |\n|---|---:|---|---|\n{checks}\n\n"
+        f"First run with the intake on a 2-process local Dask cluster over the same on threads (g / c): "
+        f"**{result['dask_local_over_threads']}** (docs/scaling.md).\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

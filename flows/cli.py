@@ -56,6 +56,7 @@ def _quiet_prefect(verbose: bool) -> None:
     """Our own lines only, unless -v; must run before Prefect is imported."""
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")  # a local cluster's start-up lines
 
 
 def _failure_line(error: Exception, verbose: bool) -> str:
@@ -83,7 +84,14 @@ def _run(args: argparse.Namespace) -> int:
     except WarehouseUnavailable as problem:
         return _fail(str(problem), 2)
     from flows import guard
+    from flows.runner import ADDRESS_ENV, LOCAL_ENV
 
+    # The task runner is chosen from the environment when the flow is imported (flows/runner.py); the
+    # supervised run below inherits it.
+    if args.dask_address:
+        os.environ[ADDRESS_ENV] = args.dask_address
+    if args.dask:
+        os.environ[LOCAL_ENV] = args.dask
     if not os.environ.get(guard.SUPERVISED_ENV):
         # Nothing new: say so without starting Prefect (seconds) or importing GX; unless every run
         # is to be recorded in Prefect.
@@ -757,6 +765,12 @@ def build_parser() -> argparse.ArgumentParser:
                      "made from warehouse/reference the first time)")
     run.add_argument("--archive", type=Path, help="raw file archive (default: <warehouse>_archive beside the file)")
     run.add_argument("-v", "--verbose", action="store_true", help="show Prefect's own log lines")
+    run.add_argument("--dask-address", metavar="ADDRESS",
+                     help="read, stage and validate on the Dask cluster of this running scheduler, e.g. "
+                          "tcp://10.0.0.5:8786 (default: $BOLIGDATA_DASK_ADDRESS; docs/scaling.md)")
+    run.add_argument("--dask", choices=("local",),
+                     help="read, stage and validate on a local cluster of worker processes started for the run "
+                          "(default: $BOLIGDATA_DASK; $BOLIGDATA_DASK_WORKERS of them, one per core by default)")
     run.add_argument("--record-noop", action="store_true",
                      help="run the flow (and record it in Prefect) even when nothing is new "
                           "(default: $BOLIGDATA_RECORD_NOOP=1; otherwise such a run exits early)")

@@ -1,10 +1,15 @@
 """The `boligdata run` flow. It only wires tasks; each task is one plain function of transforms/.
 
-    discover -> per batch of files of one source (batches in parallel):
+    discover -> per batch of files of one source (batches in parallel, on the task runner):
                     ingest (archive, read, stage each file) -> validate (one suite run)
-                    -> load (batches one at a time; a source's files in landing order, so
-                       corrections apply in order)
+             -> load (here, in the flow's process, batches one at a time as they come out of
+                validation; a source's files in landing order, so corrections apply in order)
              -> materialize marts (after every load) -> publish the warehouse
+
+Only ingest and validate are submitted to the task runner (flows/runner.py: threads, or a Dask
+cluster); they pass Delivery objects whose rows wait as Parquet files in the spill folder. The load,
+the marts and the publish are called directly, so they run in this process: the build has one
+DuckDB writer, and it is here.
 
 A task per batch, not per file: a Prefect task run costs about 50 ms of CPU between this process and
 the API server, which for the 437 files of a national first run was 40 % of the run's CPU
@@ -15,16 +20,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from pathlib import Path
 
 import duckdb
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.events import LOADED_EVENT, LOADED_RESOURCE_PREFIX
+from flows.runner import intake_task_runner
 from transforms.intake import batches as ingest
 from transforms.intake.batches import delivery_batches
 from transforms.ledger.deliveries import Delivery, LedgerSnapshot, plan_deliveries
@@ -41,10 +45,6 @@ from warehouse.build import (
 )
 from warehouse.load import record_deliveries
 from warehouse.materialize import materialize, model_fingerprint
-
-# Tasks at work at once. Prefect's default pool is unbounded and would read every landed file at once.
-# Tasks only wait on earlier-submitted tasks, so a bounded first-in-first-out pool always makes progress.
-TASKS_IN_FLIGHT = int(os.environ.get("BOLIGDATA_TASKS_IN_FLIGHT", "4"))
 
 # Progress lines for the terminal and the Prefect UI (PREFECT_LOGGING_EXTRA_LOGGERS=boligdata).
 progress = logging.getLogger("boligdata.run")
@@ -127,7 +127,7 @@ def start_run(warehouse: str, reference_dir: str | None, landing: str, build_mar
     return warehouse_file, reference, summary
 
 
-@flow(name="boligdata-run", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=TASKS_IN_FLIGHT))
+@flow(name="boligdata-run", log_prints=False, task_runner=intake_task_runner())
 def run_pipeline(landing: str, warehouse: str, reference_dir: str | None = None, archive_dir: str | None = None,
                  landed_path: str | None = None, materialize: bool = True) -> RunSummary:
     """Ingest every new file under LANDING/<source>/ into WAREHOUSE and, unless told not to, rebuild the
@@ -147,19 +147,12 @@ def run_pipeline(landing: str, warehouse: str, reference_dir: str | None = None,
             write.discard()
             return summary
         build = write.build
-        previous, branches = None, []
-        for batch in delivery_batches(deliveries):
-            ingested = ingest_batch.submit(batch, archive, reference, spill_dir(build))
-            validated = validate_batch.submit(ingested, reference)
-            previous = load_batch.submit(validated, build, summary.run_id, wait_for=[previous] if previous else [])
-            branches.append((validated, previous))
-        loads = [load for _, load in branches]
-        for validated, load in branches:
-            validated.result()  # a branch's own error first: a load that never ran only says "pending"
-            summary.ledger_rows += load.result()
+        validated = [validate_batch.submit(ingest_batch.submit(batch, archive, reference, spill_dir(build)), reference)
+                     for batch in delivery_batches(deliveries)]
+        for batch in validated:  # loaded here, one batch at a time, while later batches are still validated
+            summary.ledger_rows += load_batch(batch.result(), build, summary.run_id)
         if materialize:
-            summary.mart_rows = materialize_marts.submit(build, reference, published_fingerprint == summary.model_fingerprint,
-                                                         wait_for=loads).result()
+            summary.mart_rows = materialize_marts(build, reference, published_fingerprint == summary.model_fingerprint)
     # published: what follows is owed to the steward and the event system, and must not turn a published
     # run into one that "failed, warehouse unchanged"
     try:

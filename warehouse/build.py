@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -69,8 +70,15 @@ def writer_lock(warehouse: Path) -> Iterator[None]:
 
 
 def spill_dir(build: Path) -> Path:
-    """Where validated deliveries wait for their load (removed with the build)."""
-    return build.with_name(f"{build.name}.spill")
+    """Where validated deliveries wait for their load (removed with the build): beside the build, or
+    under BOLIGDATA_SPILL_DIR, a folder every intake worker reads and writes at the same path (a network
+    folder, when the intake runs on other machines: docs/scaling.md). Named after the build's full path,
+    so warehouses sharing that folder do not share a spill."""
+    root = os.environ.get("BOLIGDATA_SPILL_DIR", "").strip()
+    if not root:
+        return build.with_name(f"{build.name}.spill")
+    digest = hashlib.sha256(str(build.resolve()).encode()).hexdigest()[:12]
+    return Path(root).resolve() / f"{build.name.lstrip('.')}.{digest}.spill"
 
 
 def _remove_build(build: Path) -> None:
