@@ -256,3 +256,22 @@ def test_an_unparseable_csv_is_rejected_without_quoting_its_content(paths):
     land(landing, "politi_sigtelser", "s.csv", [SIGTELSER_HEADER, '2016;330;"Hr. Jensen, Ringparken;Straffeloven;1;1;;'])
     (row,) = ingest_all(landing, warehouse)
     assert row["status"] == "rejected" and "Jensen" not in row["reason"]
+
+
+def test_a_copy_of_a_file_rejected_in_the_same_run_is_rejected_for_the_same_reason(paths):
+    landing, warehouse = paths
+    bad = land(landing, "politi_sigtelser", "a.csv", ["År;Kommunekode", "2016;330"], mtime=1)
+    land(landing, "politi_sigtelser", "b.csv", ["År;Kommunekode", "2016;330"], mtime=2)
+    first, copy = ingest_all(landing, warehouse)
+    assert (first["status"], copy["status"]) == ("rejected", "rejected")
+    assert copy["reason"] == f"same bytes as delivery {first['delivery_id']}, which was rejected: {first['reason']}"
+    assert bad.exists()
+
+
+def test_an_unclosed_quote_in_the_header_is_named(paths):
+    landing, warehouse = paths
+    land(landing, "politi_sigtelser", "q.csv", [SIGTELSER_HEADER.replace("Område", '"Område'),
+                                                *sigtelser_year(2016, "Motalavej")])
+    (row,) = ingest_all(landing, warehouse)
+    assert (row["status"], row["reason"]) == ("rejected", 'the header line has an unclosed quote ("), which would '
+                                              "swallow the rows below it; remove or close it")

@@ -160,6 +160,20 @@ def _apply_rows(conn: duckdb.DuckDBPyConnection, delivery: Delivery, contract: C
     return quarantined
 
 
+def _judged_like_its_original(conn: duckdb.DuckDBPyConnection, copy: Delivery, batch: list[Delivery]) -> Delivery:
+    """A copy of a file that this same run rejected is rejected for the same reason, not called a
+    duplicate of a delivery that loaded nothing."""
+    original = next((d for d in batch if d.delivery_id == copy.duplicate_of), None)
+    if original is not None:
+        status, reason = original.status, original.reason
+    else:  # recorded earlier in this run, or in an earlier run (then it loaded)
+        found = conn.execute("SELECT status, reason FROM meta.deliveries WHERE delivery_id = ?", [copy.duplicate_of]).fetchall()
+        status, reason = found[0] if found else (None, None)
+    if status == "rejected":
+        return copy.rejected(f"same bytes as delivery {copy.duplicate_of}, which was rejected: {reason}")
+    return copy
+
+
 def record_deliveries(warehouse: Path, deliveries: list[Delivery], run_id: str | None = None) -> Iterator[dict]:
     """Apply deliveries in the order given (each replaces the partitions it shares with earlier ones),
     all in one transaction over one connection; yields each delivery's ledger row (as a dict) as it is
@@ -173,6 +187,8 @@ def record_deliveries(warehouse: Path, deliveries: list[Delivery], run_id: str |
                 quarantined |= _apply_set_wise(conn, deliveries, source)
             set_wise_rows = []  # recorded together at the end: no later delivery here can change them
             for delivery in deliveries:
+                if delivery.status == "duplicate":
+                    delivery = _judged_like_its_original(conn, delivery, deliveries)
                 if delivery.is_settled:
                     status, counts = delivery.status, (None, None, None)
                 else:

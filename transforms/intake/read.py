@@ -60,6 +60,10 @@ def _parse_csv(data: bytes) -> tuple[pl.DataFrame, str]:
         raise RejectedFile("not a text file: it contains NUL bytes")
     if not text.strip():
         raise RejectedFile("empty file")
+    header = text.lstrip("\ufeff").split("\n", 1)[0]
+    if header.count('"') % 2:  # the CSV reader would read the rest of the file as one quoted header
+        raise RejectedFile('the header line has an unclosed quote ("), which would swallow the rows below it; '
+                           "remove or close it")
     try:
         frame = pl.read_csv(
             io.BytesIO(text.encode("utf-8")),

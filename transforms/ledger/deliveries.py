@@ -42,6 +42,7 @@ class Delivery:
     spilled: Path | None = None  # <spill dir>/<delivery_id>, to which spill_path adds .<part>.parquet
     rows_read: int | None = None
     readable: bool = True  # False for an entry that is not a regular file (never opened, never archived)
+    duplicate_of: int | None = None  # the delivery whose bytes these are
     warnings: str | None = None  # what intake did not read, for the steward (e.g. columns the contract does not know)
 
     def spill_path(self, part: str) -> Path:
@@ -182,7 +183,7 @@ def plan_deliveries(landing_dir: Path, ledger: LedgerSnapshot, now: dt.datetime 
         elif "xlsx" not in contract.formats and _is_xlsx(path):  # its format, not its likeness to another file
             delivery = delivery.rejected(f"XLSX is not accepted for {source}; deliver ;-separated CSV")
         elif sha in loaded_sha:
-            delivery = replace(delivery, status="duplicate",
+            delivery = replace(delivery, status="duplicate", duplicate_of=loaded_sha[sha],
                                reason=f"same bytes as delivery {loaded_sha[sha]}")
         else:
             loaded_sha[sha] = next_id  # a second copy in this same run is a duplicate of this one
