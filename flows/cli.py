@@ -62,7 +62,9 @@ def _quiet_prefect(verbose: bool) -> None:
 def _failure_line(error: Exception, verbose: bool) -> str:
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     _release_frames(error)
-    return f"run failed, warehouse unchanged: {reason}" + ("" if verbose else " (-v shows details)")
+    # the progress lines above describe the run's private build: say that none of it was published
+    return (f"run failed, warehouse unchanged: {reason}; nothing of this run was published"
+            + ("" if verbose else " (-v shows details)"))
 
 
 def _run_argv(args: argparse.Namespace) -> list[str]:

@@ -275,3 +275,26 @@ def test_an_unclosed_quote_in_the_header_is_named(paths):
     (row,) = ingest_all(landing, warehouse)
     assert (row["status"], row["reason"]) == ("rejected", 'the header line has an unclosed quote ("), which would '
                                               "swallow the rows below it; remove or close it")
+
+
+def test_a_failed_run_says_nothing_of_it_was_published(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    landing = tmp_path / "landing"
+    land(landing, "politi_sigtelser", "s.csv", [SIGTELSER_HEADER, *sigtelser_year(2016, "Motalavej")])
+    reference = tmp_path / "reference"
+    import shutil
+
+    shutil.copytree(DEFAULT_REFERENCE_DIR, reference)
+    (reference / "areas.csv").write_text("area_id;name;kommune_code\nmotalavej;Motalavej;330\nmotalavej;Igen;330\n")
+    installed = REPO / ".venv" / "bin" / "boligdata"
+    command = [str(installed)] if installed.exists() else [sys.executable, "-m", "flows.cli"]
+    run = subprocess.run([*command, "run", "--landing", str(landing), "--warehouse", str(tmp_path / "w.duckdb"),
+                          "--reference", str(reference)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1
+    assert run.stderr.strip().endswith("; nothing of this run was published (-v shows details)")
+    assert "an area id twice: motalavej" in run.stderr
+    assert not (tmp_path / "w.duckdb").exists()
