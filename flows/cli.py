@@ -248,6 +248,10 @@ def _deliveries(args: argparse.Namespace) -> int:
     emit(rows, ["delivery_id", "source", "file_name", "status", "rows_read", "rows_loaded", "rows_quarantined", "reason"]
          if args.format == "table" else list(rows[0]) if rows else ["delivery_id"], args.format, "no deliveries match",
          headers={"delivery_id": "id", "rows_read": "read", "rows_loaded": "loaded", "rows_quarantined": "held"})
+    if args.format == "table":  # a warning is a sentence: under the table, whole, not cut to a column
+        for row in rows:
+            if row.get("warnings"):
+                print(f"delivery {row['delivery_id']} ({row['file_name']}): warning: {row['warnings']}")
     return 0
 
 
