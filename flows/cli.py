@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import logging
 import os
+import signal
 import sys
 import time
 import traceback
@@ -116,25 +117,40 @@ def _run(args: argparse.Namespace) -> int:
     progress.addHandler(logging.StreamHandler(sys.stdout))
     progress.propagate = False  # printed once here, not again through Prefect's console handler
     print(f"boligdata run: {args.landing} -> {args.warehouse}", flush=True)
+    # Ctrl-C raises KeyboardInterrupt where it lands; inside a task Prefect may turn it into its own
+    # error, so the interruption is remembered here to say what happened either way
+    interrupted = []
+
+    def on_interrupt(signum, frame):
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_interrupt)
     try:
         summary = run_pipeline(
             landing=str(args.landing), warehouse=str(args.warehouse),
             reference_dir=str(args.reference) if args.reference else None,
             archive_dir=str(args.archive) if args.archive else None,
         )
-    except KeyboardInterrupt as interrupt:  # Ctrl-C (the supervisor passes it on)
-        _release_frames(interrupt)
-        code = _fail("run interrupted, warehouse unchanged", 130)
-        # Task threads still finishing may hold DuckDB handles, which DuckDB's bindings list at exit
-        # ("nanobind: leaked ..."): the line above is the last thing to say.
-        sys.stderr.flush()
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
-        return code
     except Exception as error:  # the run could not complete; the warehouse is as the last run left it
-        return _fail(_failure_line(error, args.verbose), 1)
+        if not interrupted:
+            return _fail(_failure_line(error, args.verbose), 1)
+        return _interrupted(error)
+    except KeyboardInterrupt as interrupt:  # Ctrl-C (the supervisor passes it on)
+        return _interrupted(interrupt)
     print(summary.render())
     _print_reference_notes(args.warehouse, args.reference)
     return 0
+
+
+def _interrupted(error: BaseException) -> int:
+    _release_frames(error)
+    code = _fail("run interrupted, warehouse unchanged", 130)
+    # Task threads still finishing may hold DuckDB handles, which DuckDB's bindings list at exit
+    # ("nanobind: leaked ..."): the line above is the last thing to say.
+    sys.stderr.flush()
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
+    return code
 
 
 def _print_reference_notes(warehouse: Path, given: Path | None) -> None:
