@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import errno
 import logging
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -60,8 +62,24 @@ def _quiet_prefect(verbose: bool) -> None:
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")  # a local cluster's start-up lines
 
 
+# Faults of the machine, not of the data, named first (DuckDB reports them as text, not errno).
+_STORAGE_FAULTS = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",
+                   errno.EDQUOT: "the disk quota is used up"}
+
+
+def _storage_fault(error: BaseException | None) -> str | None:
+    while error is not None:
+        for number, what in _STORAGE_FAULTS.items():
+            if getattr(error, "errno", None) == number or os.strerror(number) in str(error):
+                return f"{what} ({os.strerror(number)}); free space or fix the folder, then run again"
+        error = error.__cause__ or error.__context__
+    return None
+
+
 def _failure_line(error: Exception, verbose: bool) -> str:
     reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if fault := _storage_fault(error):
+        reason = f"{fault}: {reason}"
     _release_frames(error)
     # the progress lines above describe the run's private build: say that none of it was published
     return (f"run failed, warehouse unchanged: {reason}; nothing of this run was published"
@@ -111,6 +129,7 @@ def _run(args: argparse.Namespace) -> int:
     from flows.pipeline import (
         run_pipeline,  # Prefect's import is slow; keep --help and checks fast
     )
+    from transforms.intake import validate
 
     progress = logging.getLogger("boligdata")
     progress.setLevel(logging.INFO)
@@ -126,6 +145,9 @@ def _run(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, on_interrupt)
+    # GX's import (about 2 s of CPU) overlaps the temporary Prefect server's start-up, during which this
+    # process mostly waits; the first validation would otherwise pay it after the server is up
+    threading.Thread(target=validate.warm_up, name="gx-warm-up", daemon=True).start()
     try:
         summary = run_pipeline(
             landing=str(args.landing), warehouse=str(args.warehouse),

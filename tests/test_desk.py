@@ -62,6 +62,20 @@ def test_status_names_columns_as_delivered_and_hints_the_closest_known_names(des
     assert capsys.readouterr().out.splitlines()[0].startswith("kind,delivery_id,source")
 
 
+def test_the_status_page_lists_a_large_group_in_part_and_says_how_to_see_it_all(tmp_path, monkeypatch):
+    from transforms.steward import status as status_page
+
+    landing, warehouse = tmp_path / "landing", tmp_path / "w.duckdb"
+    land(landing, "kommune_noegletal", "n.csv", [NOEGLETAL_HEADER,
+                                                 *(f"2016;330;Motalvej;frivillige_18plus_andel;{n};1000" for n in range(5))])
+    ingest_all(landing, warehouse)
+    monkeypatch.setattr(status_page, "ROWS_SHOWN_PER_GROUP", 2)
+    page = write_status_page(warehouse).read_text(encoding="utf-8")
+    assert page.count("<span class=value>Motalvej</span>") == 2
+    assert "The first 2 of 5 rows; the group's line above acts on all of them." in page
+    assert len(read_status(warehouse).problems) == 5  # the status itself (and --format csv) keeps every row
+
+
 def test_every_list_command_speaks_json(desk_warehouse, capsys):
     _, warehouse = desk_warehouse
     w = ["--warehouse", str(warehouse)]

@@ -268,6 +268,19 @@ def test_a_copy_of_a_file_rejected_in_the_same_run_is_rejected_for_the_same_reas
     assert bad.exists()
 
 
+def test_the_same_bytes_in_another_source_folder_are_a_delivery_of_their_own(paths):
+    """A file first dropped in the wrong folder and then in the right one: the wrong one is rejected under
+    its folder's contract, the right one loads (it is no copy of the rejected one)."""
+    landing, warehouse = paths
+    lines = [SIGTELSER_HEADER, *sigtelser_year(2016, "Motalavej")]
+    land(landing, "kommune_noegletal", "s.csv", lines, mtime=1)
+    land(landing, "politi_sigtelser", "s.csv", lines, mtime=2)
+    wrong, right = ingest_all(landing, warehouse)
+    assert (wrong["source"], wrong["status"]) == ("kommune_noegletal", "rejected")
+    assert (right["source"], right["status"], right["rows_loaded"]) == ("politi_sigtelser", "loaded", 4)
+    assert query(warehouse, "SELECT count(*) FROM staging.politi_sigtelser") == [(4,)]
+
+
 def test_an_unclosed_quote_in_the_header_is_named(paths):
     landing, warehouse = paths
     land(landing, "politi_sigtelser", "q.csv", [SIGTELSER_HEADER.replace("Område", '"Område'),
@@ -298,3 +311,58 @@ def test_a_failed_run_says_nothing_of_it_was_published(tmp_path):
     assert run.stderr.strip().endswith("; nothing of this run was published (-v shows details)")
     assert "an area id twice: motalavej" in run.stderr
     assert not (tmp_path / "w.duckdb").exists()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 32 MB file system of its own (tmpfs), so that a full disk is a real ENOSPC from the kernel:
+    as root, permissions cannot simulate it."""
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(disk)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"a small file system cannot be mounted here: {mounted.stderr.strip() or mounted.returncode}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_full_disk_fails_the_run_with_one_line_and_leaves_the_published_file_and_nothing_else(tmp_path, small_disk,
+                                                                                               prefect_server):
+    import hashlib
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    from flows.pipeline import run_pipeline
+
+    landing, warehouse = tmp_path / "landing", small_disk / "w.duckdb"
+    land(landing, "politi_sigtelser", "2016.csv", [SIGTELSER_HEADER, *sigtelser_year(2016, "Motalavej")])
+    assert run_pipeline(landing=str(landing), warehouse=str(warehouse)).status_counts == {"loaded": 1}
+    published = {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in small_disk.glob("*.duckdb")}
+    stat = os.statvfs(small_disk)
+    filler = small_disk / "filler"
+    filler.write_bytes(b"\0" * (stat.f_bavail * stat.f_frsize - 256 * 1024))
+    land(landing, "politi_sigtelser", "2017.csv", [SIGTELSER_HEADER, *sigtelser_year(2017, "Motalavej")])
+
+    installed = REPO / ".venv" / "bin" / "boligdata"
+    command = [str(installed)] if installed.exists() else [sys.executable, "-m", "flows.cli"]
+    run = subprocess.run([*command, "run", "--landing", str(landing), "--warehouse", str(warehouse)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1
+    (line,) = run.stderr.strip().splitlines()  # one line, no traceback
+    assert line.startswith("boligdata: run failed, warehouse unchanged: the disk is full (No space left on device); "
+                           "free space or fix the folder, then run again: ")
+    assert line.endswith("; nothing of this run was published (-v shows details)")
+    # the published and internal files as the last run left them, and no build, log, spill or half-published file
+    assert {path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in small_disk.glob("*.duckdb")} == published
+    assert sorted(p.name for p in small_disk.iterdir() if p.name.startswith(".")) == [".w.duckdb.lock"]
+
+    filler.unlink()  # space again: the file that waited in the landing folder is taken in
+    assert run_pipeline(landing=str(landing), warehouse=str(warehouse)).status_counts == {"loaded": 1}
+    assert query(warehouse, "SELECT file_name, status FROM meta.deliveries ORDER BY 1") == [("2016.csv", "loaded"),
+                                                                                             ("2017.csv", "loaded")]

@@ -97,7 +97,10 @@ def landed_files(landing_dir: Path) -> list[Path]:
 class LedgerSnapshot:
     next_delivery_id: int
     seen: frozenset[tuple[str, str, str]]  # (source, file_name, sha256) already recorded
-    loaded_sha: dict[str, int]  # sha256 -> delivery_id of a delivery whose rows were loaded
+    # (source, sha256) -> delivery_id of a delivery whose rows were loaded. Per source: the same bytes in
+    # another source folder fall under another contract (often a file first dropped in the wrong folder),
+    # and a copy's original is then always read before it (a run takes a source's files in landing order)
+    loaded_sha: dict[tuple[str, str], int]
     model_fingerprint: str | None = None  # what the published marts were built from
 
     @classmethod
@@ -115,7 +118,8 @@ class LedgerSnapshot:
             rows = conn.execute("SELECT delivery_id, source, file_name, sha256, status FROM meta.deliveries").fetchall()
             fingerprint = conn.execute(
                 "SELECT model_fingerprint FROM meta.runs ORDER BY finished_at DESC LIMIT 1").fetchall()
-        loaded = {sha: did for did, _, _, sha, status in rows if status in ("loaded", "loaded_with_quarantine", "superseded")}
+        loaded = {(source, sha): did for did, source, _, sha, status in rows
+                  if status in ("loaded", "loaded_with_quarantine", "superseded")}
         return cls(
             next_delivery_id=max((r[0] for r in rows), default=0) + 1,
             seen=frozenset((source, name, sha) for _, source, name, sha, _ in rows),
@@ -182,11 +186,11 @@ def plan_deliveries(landing_dir: Path, ledger: LedgerSnapshot, now: dt.datetime 
             delivery = delivery.rejected(f"unknown source folder {source!r}")
         elif "xlsx" not in contract.formats and _is_xlsx(path):  # its format, not its likeness to another file
             delivery = delivery.rejected(f"XLSX is not accepted for {source}; deliver ;-separated CSV")
-        elif sha in loaded_sha:
-            delivery = replace(delivery, status="duplicate", duplicate_of=loaded_sha[sha],
-                               reason=f"same bytes as delivery {loaded_sha[sha]}")
+        elif (source, sha) in loaded_sha:
+            original = loaded_sha[source, sha]
+            delivery = replace(delivery, status="duplicate", duplicate_of=original, reason=f"same bytes as delivery {original}")
         else:
-            loaded_sha[sha] = next_id  # a second copy in this same run is a duplicate of this one
+            loaded_sha[source, sha] = next_id  # a second copy in this same run is a duplicate of this one
         planned.append(delivery)
         next_id += 1
     return planned

@@ -22,6 +22,7 @@ from transforms.sources import contract_for
 from transforms.sources.suite import DUPLICATE_RULE, key_rule, suite_for
 from warehouse.files import internal_file
 from warehouse.load import rows_for_loading
+from warehouse.transaction import transaction
 
 LOAD_TIME_RULES = {"duplicate_id": "The id is already loaded by another delivery of this source"}
 
@@ -270,31 +271,27 @@ def _apply_retry(conn, contract, delivery_id, staged, passing, problems, who) ->
     staged_rows, located_problems = rows_for_loading(contract, delivery_id, staged, problems)
     conn.register("retried_passing", staged_rows.filter(pl.col("line_number").is_in(passing["line_number"].implode())))
     conn.register("retried_problems", located_problems)
-    conn.execute("BEGIN TRANSACTION")
     try:
-        conn.execute(f"""
-            CREATE TEMP TABLE releasable AS
-            SELECT p.* FROM retried_passing AS p
-            JOIN meta.partitions AS mp
-              ON mp.source = '{contract.source}' AND mp.delivery_id = p.delivery_id
-             AND mp.partition_key = p.partition_key AND mp.superseded_by IS NULL""")
-        if contract.unique_across_deliveries:
-            column = contract.unique_across_deliveries
-            conn.execute(f"DELETE FROM releasable WHERE {column} IN (SELECT {column} FROM {contract.staging_table})")
-        conn.execute(f"INSERT INTO {contract.staging_table} BY NAME SELECT * FROM releasable")
-        records.close_quarantine_rows(conn, "delivery_id = $delivery AND line_number IN (SELECT line_number FROM releasable)",
-                                      {"delivery": delivery_id}, "released", who,
-                                      "passed the checks again on retry and was loaded")
-        records.requarantine_rows(conn, delivery_id, "retried_problems", "still failing on retry")
-        (released,) = conn.execute("SELECT count(*) FROM releasable").fetchall()[0]
-        (still_open,) = conn.execute("SELECT count(DISTINCT line_number) FROM meta.quarantine "
-                                     "WHERE delivery_id = ? AND status = 'open'", [delivery_id]).fetchall()[0]
-        records.count_released_rows(conn, delivery_id, released)
-        conn.execute("DROP TABLE releasable")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+        with transaction(conn):
+            conn.execute(f"""
+                CREATE TEMP TABLE releasable AS
+                SELECT p.* FROM retried_passing AS p
+                JOIN meta.partitions AS mp
+                  ON mp.source = '{contract.source}' AND mp.delivery_id = p.delivery_id
+                 AND mp.partition_key = p.partition_key AND mp.superseded_by IS NULL""")
+            if contract.unique_across_deliveries:
+                column = contract.unique_across_deliveries
+                conn.execute(f"DELETE FROM releasable WHERE {column} IN (SELECT {column} FROM {contract.staging_table})")
+            conn.execute(f"INSERT INTO {contract.staging_table} BY NAME SELECT * FROM releasable")
+            records.close_quarantine_rows(conn, "delivery_id = $delivery AND line_number IN (SELECT line_number FROM releasable)",
+                                          {"delivery": delivery_id}, "released", who,
+                                          "passed the checks again on retry and was loaded")
+            records.requarantine_rows(conn, delivery_id, "retried_problems", "still failing on retry")
+            (released,) = conn.execute("SELECT count(*) FROM releasable").fetchall()[0]
+            (still_open,) = conn.execute("SELECT count(DISTINCT line_number) FROM meta.quarantine "
+                                         "WHERE delivery_id = ? AND status = 'open'", [delivery_id]).fetchall()[0]
+            records.count_released_rows(conn, delivery_id, released)
+            conn.execute("DROP TABLE releasable")
     finally:
         conn.unregister("retried_passing")
         conn.unregister("retried_problems")

@@ -35,6 +35,9 @@ from warehouse.files import internal_file
 HINTED_RULES = ("unknown_area", "unknown_organisation", "unknown_department", "unknown_plan", "unknown_measure",
                 "unknown_indicator")
 RECENTLY_CLOSED = 50
+# Open rows listed per source and rule on the page; a national first run can hold tens of thousands, and
+# the group's own line acts on all of them (every row: boligdata status --format csv)
+ROWS_SHOWN_PER_GROUP = 200
 
 
 def header_of(source: str, column: str | None) -> str | None:
@@ -159,10 +162,14 @@ def read_status(warehouse: Path, reference_dir: Path | None = None) -> DeskStatu
     except ReferenceDataError as problem:
         names = {}
         status.reference_notes.append(str(problem))
+    hints: dict[tuple, list[str]] = {}  # a rule's unknown value recurs on many rows; difflib once per value
     for row in problems.iter_rows(named=True):
         row["column"] = header_of(row["source"], row["column_name"])
         row["rule_description"] = describe_rule(row["source"], row["rule"], row["column_name"])
-        row["hint"] = closest(row["value"], names.get(row["rule"], {})) if row["rule"] in HINTED_RULES else []
+        if (row["rule"], row["value"]) not in hints:
+            hints[row["rule"], row["value"]] = (closest(row["value"], names.get(row["rule"], {}))
+                                                if row["rule"] in HINTED_RULES else [])
+        row["hint"] = hints[row["rule"], row["value"]]
         status.problems.append(row)
     for row in closed.iter_rows(named=True):
         row["column"] = header_of(row["source"], row["column_name"])
@@ -263,7 +270,10 @@ def render_status_html(status: DeskStatus, links: bool = False, controls=None) -
                 [(f'<a href="/delivery/{p["delivery_id"]}">{p["delivery_id"]}</a>' if links else _e(p["delivery_id"])),
                  _e(p["file_name"]), _e(p["line_number"]), _e(p["column"]), f"<span class=value>{_e(p['value'])}</span>",
                  "<span class=hint>" + _e(", ".join(p["hint"])) + "</span>", _e(p["note"]), controls("row", p)]
-                for p in rows], {0, 2}))
+                for p in rows[:ROWS_SHOWN_PER_GROUP]], {0, 2}))
+            if len(rows) > ROWS_SHOWN_PER_GROUP:
+                parts.append(f"<p class=muted>The first {ROWS_SHOWN_PER_GROUP} of {len(rows)} rows; the group's line above "
+                             "acts on all of them. Every row: <code>boligdata status --format csv</code>.</p>")
     else:
         parts.append("<p>None open.</p>")
     parts.append("<h2>Recently closed</h2>")
