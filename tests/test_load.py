@@ -16,7 +16,6 @@ from conftest import (
 
 from transforms.ledger.deliveries import (
     LedgerSnapshot,
-    likely_new_files,
     plan_deliveries,
 )
 
@@ -203,14 +202,3 @@ def test_a_file_and_its_correction_in_one_run_load_as_if_they_came_in_two(paths)
         (2, 3, "duplicate_id", "open", "already loaded by delivery 1, line 2")]
     assert query(warehouse, "SELECT anmeldelses_id, delivery_id, kategori FROM staging.politi_anmeldelser ORDER BY 1") == [
         ("A1", 3, "Hærværk"), ("A2", 2, "Vold")]
-
-
-def test_a_cheap_guess_tells_whether_landing_holds_files_the_ledger_lacks(paths):
-    landing, warehouse = paths
-    assert not likely_new_files(landing, warehouse)  # nothing landed, no warehouse yet
-    land(landing, "politi_sigtelser", "s.csv", [SIGTELSER_HEADER, *sigtelser_year(2016, "Sydbyen")])
-    assert likely_new_files(landing, warehouse)
-    ingest_all(landing, warehouse)
-    assert not likely_new_files(landing, warehouse)
-    land(landing, "politi_sigtelser", "s.csv", [SIGTELSER_HEADER, *sigtelser_year(2016, "Sydbyen"), "2016;330;Sydbyen;I alt;;;;"])
-    assert likely_new_files(landing, warehouse)  # same name, other size

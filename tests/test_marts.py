@@ -203,6 +203,20 @@ def test_a_run_with_current_reference_data_rebuilds_only_the_marts(paths):
         ("not reloaded",)]
 
 
+def test_a_model_that_changed_kind_replaces_what_an_earlier_build_left(paths):
+    """core.measures was a view in warehouses built before it became a table."""
+    landing, warehouse = paths
+    land(landing, "politi_sigtelser", "s.csv", [SIGTELSER_HEADER, *sigtelser_year(2016, "Sydbyen")])
+    ingest_all(landing, warehouse)
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("DROP TABLE core.measures")
+        conn.execute("CREATE VIEW core.measures AS SELECT 1 AS left_by_an_earlier_build")
+    materialize(warehouse, DEFAULT_REFERENCE_DIR)
+    assert query(warehouse, "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'core' AND table_name = 'measures'") == [(1,)]
+    assert query(warehouse, "SELECT count(*) FROM duckdb_views() WHERE schema_name = 'core' AND view_name = 'measures'") == [(0,)]
+    assert indicator(warehouse, "afgoerelser_pr_1000", "area", "sydbyen", 2016) is not None
+
+
 TARGET_HEADER_2 = TARGET_HEADER + ";reading;provisional;source"
 
 

@@ -73,6 +73,9 @@ def test_the_demo_report_and_a_half_year_report(tmp_path, capsys):
     assert_complete_and_offline(warehouse, "slagelse-2017", written)
     html = written.html.read_text(encoding="utf-8")
     assert "Halvårstal" in html and "2021-H1" in html
+    # the overview names each target by its indicator in Danish, its id below
+    overview = html.split("i overblik")[1].split("</table>")[0]
+    assert "<td>Fraflytningsprocent<br>2-fraflytning-falder-10-pct</td>" in overview
     halves = query(warehouse, "SELECT DISTINCT period FROM meta.reported_figures WHERE report_id = ? AND kind = 'half_year'",
                    [written.report_id])
     assert {p for (p,) in halves} == {"2020-H1", "2020-H2", "2021-H1"}

@@ -31,13 +31,18 @@ WITH kommuner AS (
     SELECT 'area' AS level, area_id AS scope_id, kommune_code FROM ref.areas
     UNION ALL SELECT 'plan', plan_id, kommune_code FROM ref.plans
     UNION ALL SELECT 'bydel', bydel_id, kommune_code FROM ref.bydele
+),
+cells AS (
+    SELECT f.indicator, f.year, CASE f.level WHEN 'kommune' THEN f.scope_id ELSE coalesce(k.kommune_code, f.level) END AS kommune,
+           f.level, f.scope_id, f.numerator, f.denominator, f.suppressed
+    FROM core.indicator_figures AS f
+    JOIN ref.indicators AS i ON i.indicator = f.indicator
+    LEFT JOIN kommuner AS k ON k.level = f.level AND k.scope_id = f.scope_id
+    WHERE i.person_based AND f.numerator IS NOT NULL
 )
-SELECT f.indicator, f.year, CASE f.level WHEN 'kommune' THEN f.scope_id ELSE coalesce(k.kommune_code, f.level) END,
-       f.level, f.scope_id, f.numerator, f.denominator, f.suppressed
-FROM core.indicator_figures AS f
-JOIN ref.indicators AS i ON i.indicator = f.indicator
-LEFT JOIN kommuner AS k ON k.level = f.level AND k.scope_id = f.scope_id
-WHERE i.person_based AND f.numerator IS NOT NULL
+SELECT * FROM cells
+-- a group with no primary cell has nothing to protect (most groups at national scale)
+QUALIFY bool_or(suppressed) OVER (PARTITION BY indicator, year, kommune)
 ORDER BY ALL
 """
 

@@ -117,8 +117,9 @@ def all_models() -> tuple[Model, ...]:
                                 f"transforms/sources/{contract.source}.py", depends_on=(contract.staging_table,),
                                 grain=("level", "scope_id", "year", "measure")))
             measure_views.append(name)
+    # a table: the marts read it several times, and a view would aggregate every event row each time
     models.append(Model(
-        "core.measures", "\nUNION ALL\n".join(f"SELECT {MEASURE_COLUMNS} FROM {v}" for v in sorted(measure_views)), "view",
+        "core.measures", "\nUNION ALL\n".join(f"SELECT {MEASURE_COLUMNS} FROM {v}" for v in sorted(measure_views)), "table",
         "Additive measures per level, scope and year from every source (union of the core.measures__<source> views).",
         "warehouse/materialize.py", depends_on=tuple(sorted(measure_views)), grain=("level", "scope_id", "year", "measure")))
     models.append(Model(
@@ -189,8 +190,20 @@ def _failing_rows(conn: duckdb.DuckDBPyConnection, model: Model) -> list[tuple[s
     return failures
 
 
+def _drop_other_kind(conn: duckdb.DuckDBPyConnection, model: Model) -> None:
+    """A model that changed from view to table (or back) replaces the relation of the other kind that an
+    earlier build left (CREATE OR REPLACE does not cross kinds)."""
+    schema, _, relation = model.name.partition(".")
+    other = "tables" if model.materialized == "view" else "views"
+    column = "table_name" if other == "tables" else "view_name"
+    if conn.execute(f"SELECT count(*) FROM duckdb_{other}() WHERE schema_name = ? AND {column} = ? AND NOT internal",
+                    [schema, relation]).fetchall()[0][0]:
+        conn.execute(f"DROP {other[:-1].upper()} {model.name}")
+
+
 def _build(conn: duckdb.DuckDBPyConnection, model: Model) -> None:
     try:
+        _drop_other_kind(conn, model)
         if model.build:
             model.build(conn)
         else:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from transforms.intake.personal_data import cpr_like
+from transforms.intake.personal_data import cpr_like_names
 from transforms.sources import contract_for
 from warehouse.files import internal_file
 
@@ -136,19 +136,6 @@ def _source_and_name(landing_dir: Path, path: Path) -> tuple[str, str]:
     return "", relative.name
 
 
-def likely_new_files(landing_dir: Path, warehouse: Path) -> bool:
-    """A guess from names and sizes alone (no hashing, a fraction of a second): does landing hold a
-    file the ledger has not recorded? Used to prepare for work early, never to decide what is new."""
-    landing_dir = Path(landing_dir)
-    try:
-        with duckdb.connect(str(internal_file(warehouse)), read_only=True) as conn:
-            recorded = set(conn.execute("SELECT source, file_name, size_bytes FROM meta.deliveries").fetchall())
-    except duckdb.Error:  # no warehouse yet, or none with a ledger
-        recorded = set()
-    return any((*_source_and_name(landing_dir, path), path.stat().st_size) not in recorded
-               for path in landed_files(landing_dir))
-
-
 def plan_deliveries(landing_dir: Path, ledger: LedgerSnapshot, now: dt.datetime | None = None) -> list[Delivery]:
     """The files not yet in the ledger, each with its delivery id, in load order.
 
@@ -167,9 +154,11 @@ def plan_deliveries(landing_dir: Path, ledger: LedgerSnapshot, now: dt.datetime 
         if (source, file_name, sha) not in ledger.seen:
             planned.append(Delivery(next_id, source, file_name, path, sha, 0, now, readable=False).rejected(why))
             next_id += 1
+    names = {path: _source_and_name(landing_dir, path) for path in files}
+    named_persons = cpr_like_names([f"{source}/{file_name}" for source, file_name in names.values()])
     for path in files:
-        source, file_name = _source_and_name(landing_dir, path)
-        named_person = cpr_like(f"{source}/{file_name}")
+        source, file_name = names[path]
+        named_person = f"{source}/{file_name}" in named_persons
         if named_person:  # a name is screened like content: the ledger keeps it with its digits masked
             source, file_name = (re.sub(r"\d", "#", part) for part in (source, file_name))
         sha = sha256_of(path)

@@ -123,7 +123,9 @@ def sections(data: ReportData) -> list[dict]:
     add({"p": f"{met} opfyldt, {not_met} ikke opfyldt, {unknown} kan ikke vurderes "
               f"(af {len(data.targets)} mål pr. område/plan). Mål uden data endnu: {len(data.without_data)}."})
     add({"table": {"head": ["Mål", "Område/plan", "Vurdering"],
-                   "rows": [[t["target_id"], _name(data, t["scope_id"]), t["verdict"]] for t in data.targets],
+                   # the indicator in the board's words first; the target's id ties it to the section below
+                   "rows": [[f"{data.indicators.get(t['indicator'], {}).get('label_da', t['indicator'])}\n{t['target_id']}",
+                             _name(data, t["scope_id"]), t["verdict"]] for t in data.targets],
                    "verdicts": [t["met"] for t in data.targets], "widths": [3, 2, 5]}})
     add({"pagebreak": True})
     for group in data.groups:
