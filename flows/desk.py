@@ -64,6 +64,9 @@ from warehouse.files import internal_file
 
 TOKEN_HEADER = "X-Boligdata-Token"
 COOKIE = "boligdata_desk"
+# Who acts, as the steward told the desk once (kept in their browser): the audit trail names a person,
+# not the account the desk runs under
+STEWARD_COOKIE = "boligdata_steward"
 
 _env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
 
@@ -89,7 +92,10 @@ _TOOLBAR = _env.from_string("""<div class=note style="margin:1rem 0">
 <form method=post action="/retry"><input type=hidden name=token value="{{ token }}">
 <button>Retry open rows</button></form>
 checks every open row again against the reference data in <code>{{ reference }}</code> (after you fixed it), and loads
-what passes. Acting as <b>{{ who }}</b>.{% if message %}<br><b>{{ message }}</b>{% endif %}</div>""")
+what passes.
+<form method=post action="/who" style="margin-top:.4rem"><input type=hidden name=token value="{{ token }}">
+Acting as <b>{{ who }}</b>; your name for the record: <input type=text name=who value="{{ named }}" placeholder="e.g. Mette Hansen"
+aria-label="your name" maxlength=80> <button>Use</button></form>{% if message %}<b>{{ message }}</b>{% endif %}</div>""")
 
 _DELIVERY = _env.from_string("""<!DOCTYPE html><html lang=en><head><meta charset=utf-8>
 <title>delivery {{ d.delivery_id }}: {{ d.source }}/{{ d.file_name }}</title><style>{{ style|safe }}</style></head><body>
@@ -153,8 +159,11 @@ class Desk:
     def _forbidden() -> Response:
         return PlainTextResponse("403: this desk needs its token; nothing was changed\n", status_code=403)
 
-    def _who(self, form: dict) -> str:
-        return (form.get("who") or "").strip() or f"{steward_user()} (desk)"
+    @staticmethod
+    def _who(form: dict, request: Request) -> str:
+        """The name a change is recorded under: given with the change, else the one the steward set
+        (/who), else the desk's own account, marked as such."""
+        return (form.get("who") or request.cookies.get(STEWARD_COOKIE) or "").strip() or f"{steward_user()} (desk)"
 
     def _read_response(self, request: Request, response: Response) -> Response:
         if self.tokens_for_reads and self._token_ok(request.query_params.get("token")):
@@ -168,8 +177,8 @@ class Desk:
         status = read_status(self.warehouse, self.reference)
         page = render_status_html(status, links=True,
                                   controls=lambda kind, item: _CONTROLS[kind].render(item=item, token=self.token))
-        toolbar = _TOOLBAR.render(token=self.token, reference=str(status.reference_dir), who=f"{steward_user()} (desk)",
-                                  message=request.query_params.get("done"))
+        toolbar = _TOOLBAR.render(token=self.token, reference=str(status.reference_dir), who=self._who({}, request),
+                                  named=request.cookies.get(STEWARD_COOKIE, ""), message=request.query_params.get("done"))
         page = page.replace("<!--desk-toolbar-->", toolbar, 1)  # under the summary cards
         return self._read_response(request, HTMLResponse(page))
 
@@ -230,6 +239,18 @@ class Desk:
     def _done(self, message: str) -> Response:
         return RedirectResponse("/?" + urlencode({"done": message}), status_code=303)
 
+    async def set_who(self, request: Request) -> Response:
+        form = await self._form(request)
+        if not self._token_ok(form.get("token") or request.headers.get(TOKEN_HEADER)):
+            return self._forbidden()
+        named = " ".join((form.get("who") or "").split())[:80]
+        response = self._done(f"changes are recorded as {named}" if named else "changes are recorded under the desk's account")
+        if named:
+            response.set_cookie(STEWARD_COOKIE, named, max_age=365 * 86400, httponly=True, samesite="strict")
+        else:
+            response.delete_cookie(STEWARD_COOKIE)
+        return response
+
     async def waive(self, request: Request) -> Response:
         form = await self._form(request)
         if not self._token_ok(form.get("token") or request.headers.get(TOKEN_HEADER)):
@@ -241,7 +262,7 @@ class Desk:
             delivery, line = number("delivery"), number("line")
             count = self._publish("waive", lambda write, run: waive(
                 write.build, form.get("reason", ""), delivery, line, form.get("rule") or None, form.get("source") or None,
-                self._who(form)))
+                self._who(form, request)))
         except (StewardError, ValueError) as problem:
             return PlainTextResponse(f"400: {problem}; nothing was changed\n", status_code=400)
         return self._done(f"waived {count} quarantined row problem(s): {form.get('reason', '').strip()}")
@@ -253,7 +274,7 @@ class Desk:
         try:
             delivery = int(form.get("delivery", ""))
             self._publish("dismiss", lambda write, run: dismiss_file(write.build, delivery, form.get("reason", ""),
-                                                                     self._who(form)))
+                                                                     self._who(form, request)))
         except (StewardError, ValueError) as problem:
             return PlainTextResponse(f"400: {problem}; nothing was changed\n", status_code=400)
         return self._done(f"closed rejected delivery {delivery}: {form.get('reason', '').strip()}")
@@ -271,7 +292,7 @@ class Desk:
 
         def change(write, run):
             run.model_fingerprint = model_fingerprint(reference)
-            outcomes = retry_quarantined(write.build, reference, who=self._who(form))
+            outcomes = retry_quarantined(write.build, reference, who=self._who(form, request))
             if not outcomes:
                 write.discard()
                 return outcomes
@@ -295,6 +316,7 @@ def create_app(warehouse: Path, reference_dir: Path | None = None, token: str | 
         Route("/waive", desk.waive, methods=["POST"]),
         Route("/dismiss", desk.dismiss, methods=["POST"]),
         Route("/retry", desk.retry, methods=["POST"]),
+        Route("/who", desk.set_who, methods=["POST"]),
     ])
     app.state.desk = desk
     return app

@@ -25,10 +25,11 @@ from pathlib import Path
 import duckdb
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
 from prefect.runtime import flow_run
 
 from flows.events import LOADED_EVENT, LOADED_RESOURCE_PREFIX
-from flows.runner import intake_task_runner
+from flows.runner import intake_result, intake_task_runner
 from transforms.intake import batches as ingest
 from transforms.intake.batches import delivery_batches
 from transforms.ledger.deliveries import Delivery, LedgerSnapshot, plan_deliveries
@@ -149,8 +150,9 @@ def run_pipeline(landing: str, warehouse: str, reference_dir: str | None = None,
         build = write.build
         validated = [validate_batch.submit(ingest_batch.submit(batch, archive, reference, spill_dir(build)), reference)
                      for batch in delivery_batches(deliveries)]
+        task_runner = FlowRunContext.get().task_runner
         for batch in validated:  # loaded here, one batch at a time, while later batches are still validated
-            summary.ledger_rows += load_batch(batch.result(), build, summary.run_id)
+            summary.ledger_rows += load_batch(intake_result(batch, task_runner), build, summary.run_id)
         if materialize:
             summary.mart_rows = materialize_marts(build, reference, published_fingerprint == summary.model_fingerprint)
     # published: what follows is owed to the steward and the event system, and must not turn a published

@@ -93,9 +93,9 @@ def cluster(tmp_path):
     started.stop()
 
 
-def run(landing: Path, warehouse: Path, *extra: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def run(landing: Path, warehouse: Path, *extra: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
     mark = uuid.uuid4().hex
-    process = cli("run", "--landing", str(landing), "--warehouse", str(warehouse), *extra, mark=mark)
+    process = cli("run", "--landing", str(landing), "--warehouse", str(warehouse), *extra, mark=mark, **env)
     out, err = process.communicate(timeout=timeout)
     assert_nothing_left(mark)  # the run's own processes (Prefect's server, a local cluster) are gone
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
@@ -181,6 +181,31 @@ def test_a_run_whose_task_dies_with_its_worker_fails_with_one_line_and_publishes
     assert len(lines) == 1 and lines[0].startswith("boligdata: run failed, warehouse unchanged:"), done.stderr
     assert {path.name: digest(path) for path in tmp_path.glob("w.*duckdb")} == before
     assert not list(tmp_path.glob(".w.duckdb.building*"))
+
+
+def test_a_run_on_a_cluster_that_lost_every_worker_fails_after_its_grace_and_publishes_nothing(golden, tmp_path):
+    """Without a worker the scheduler keeps the lost task queued for ever; the run must not wait for ever."""
+    cluster = Cluster(tmp_path / "dask", uuid.uuid4().hex, workers=1)
+    try:
+        warehouse = tmp_path / "w.duckdb"
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:
+            started = time.monotonic()
+            running = pool.submit(run, golden / "landing", warehouse, "--dask-address", cluster.address,
+                                  BOLIGDATA_DASK_NO_WORKER_SECONDS="5")
+            killed = cluster.kill_worker_at_work()
+            done = running.result()
+            waited = time.monotonic() - started
+    finally:
+        cluster.stop()
+    assert killed == "worker-0"
+    assert done.returncode == 1, done.stdout
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"boligdata: run failed, warehouse unchanged: the Dask cluster at {cluster.address} has had no "
+                           "worker for 5 s (BOLIGDATA_DASK_NO_WORKER_SECONDS); start workers and run again"), line
+    assert waited < 240  # the grace and the run's own start and clean-up, not the test's timeout
+    assert not warehouse.exists() and not list(tmp_path.glob(".w.duckdb.building*"))
 
 
 def test_the_task_runner_is_chosen_by_configuration():

@@ -343,6 +343,30 @@ def test_the_desk_shows_what_is_open_and_acts_only_with_its_token(desk):
     assert "not counted in 2016" in page and "sent by mistake" in page
 
 
+def test_the_desk_records_the_name_a_steward_gave_it(desk):
+    base, warehouse = desk
+    token = _token(urllib.request.urlopen(base + "/", timeout=30).read().decode())
+    assert _post(base + "/who", {"who": "Mette Hansen"})[0] == 403  # no token, no cookie
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        opener.open(urllib.request.Request(base + "/who", data=urllib.parse.urlencode(
+            {"who": "  Mette   Hansen ", "token": token}).encode()), timeout=30)
+    except urllib.error.HTTPError as redirect:  # 303 back to the desk, with the name kept in the browser
+        assert redirect.code == 303
+        cookie = redirect.headers["set-cookie"].split(";", 1)[0]
+    assert cookie == 'boligdata_steward="Mette Hansen"'
+    named = {"Cookie": cookie}
+    page = urllib.request.urlopen(urllib.request.Request(base + "/", headers=named), timeout=30).read().decode()
+    assert "Acting as <b>Mette Hansen</b>" in page
+    try:
+        opener.open(urllib.request.Request(base + "/waive", headers=named, data=urllib.parse.urlencode(
+            {"delivery": 1, "line": 4, "reason": "not counted", "token": token}).encode()), timeout=30)
+    except urllib.error.HTTPError as redirect:
+        assert redirect.code == 303
+    assert query(warehouse, "SELECT resolved_by FROM meta.quarantine WHERE line_number = 4") == [("Mette Hansen",)]
+    assert query(warehouse, "SELECT who FROM meta.steward_actions") == [("Mette Hansen",)]
+
+
 def test_the_desk_binds_loopback_unless_told_and_given_a_token(desk_warehouse, capsys):
     from flows.desk import is_loopback, start_desk
     _, warehouse = desk_warehouse
