@@ -45,7 +45,7 @@ from warehouse.build import (
     warehouse_write,
 )
 from warehouse.load import record_deliveries
-from warehouse.materialize import materialize, model_fingerprint
+from warehouse.materialize import materialize, model_fingerprint, touched_years
 
 # Progress lines for the terminal and the Prefect UI (PREFECT_LOGGING_EXTRA_LOGGERS=boligdata).
 progress = logging.getLogger("boligdata.run")
@@ -64,10 +64,11 @@ writing_step = task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2, ret
 
 
 @step
-def discover_deliveries(landing: Path, warehouse: Path) -> tuple[list[Delivery], str | None]:
-    """New files in landing order, and the model fingerprint the published marts were built with."""
+def discover_deliveries(landing: Path, warehouse: Path) -> tuple[list[Delivery], LedgerSnapshot]:
+    """New files in landing order, and the ledger they were found new against (which also says what the
+    published marts were built from)."""
     ledger = LedgerSnapshot.read(warehouse)
-    return plan_deliveries(landing, ledger), ledger.model_fingerprint
+    return plan_deliveries(landing, ledger), ledger
 
 
 @step
@@ -90,8 +91,15 @@ def load_batch(deliveries: list[Delivery], build: Path, run_id: str) -> list[dic
 
 
 @writing_step
-def materialize_marts(build: Path, reference_dir: Path, only_marts: bool = False) -> dict[str, int]:
-    return materialize(build, reference_dir, only_marts)
+def materialize_marts(build: Path, reference_dir: Path, ledger: LedgerSnapshot | None = None, fingerprint: str | None = None,
+                      loaded_now: tuple[int, ...] = ()) -> dict[str, int]:
+    """Every model, unless the `ledger` says the marts were last built from the same reference data and
+    models (`fingerprint`): then the tables, those partitioned by year only in the years touched by the
+    deliveries loaded since (by this run, `loaded_now`, and by runs that did not build the marts)."""
+    if ledger is None or ledger.marts_fingerprint is None or ledger.marts_fingerprint != fingerprint:
+        return materialize(build, reference_dir)
+    years = touched_years(build, [*ledger.loaded_since_marts, *loaded_now])
+    return materialize(build, reference_dir, only_marts=True, years=years)
 
 
 @step
@@ -142,8 +150,8 @@ def run_pipeline(landing: str, warehouse: str, reference_dir: str | None = None,
     if landed_path:
         progress.info("triggered by %s landing", landed_path)
     with warehouse_write(warehouse_file, summary) as write:
-        deliveries, published_fingerprint = discover_deliveries(landing_dir, warehouse_file)
-        if not deliveries and (published_fingerprint == summary.model_fingerprint or not materialize):
+        deliveries, ledger = discover_deliveries(landing_dir, warehouse_file)
+        if not deliveries and (ledger.model_fingerprint == summary.model_fingerprint or not materialize):
             progress.info("nothing new under %s; the warehouse is unchanged", landing_dir)
             write.discard()
             return summary
@@ -154,7 +162,8 @@ def run_pipeline(landing: str, warehouse: str, reference_dir: str | None = None,
         for batch in validated:  # loaded here, one batch at a time, while later batches are still validated
             summary.ledger_rows += load_batch(intake_result(batch, task_runner), build, summary.run_id)
         if materialize:
-            summary.mart_rows = materialize_marts(build, reference, published_fingerprint == summary.model_fingerprint)
+            loaded = tuple(row["delivery_id"] for row in summary.ledger_rows if row["status"].startswith("loaded"))
+            summary.mart_rows = materialize_marts(build, reference, ledger, summary.model_fingerprint, loaded)
     # published: what follows is owed to the steward and the event system, and must not turn a published
     # run into one that "failed, warehouse unchanged"
     try:
@@ -177,9 +186,10 @@ def materialize_warehouse(warehouse: str, reference_dir: str | None = None) -> R
     """Rebuild the marts if deliveries or reference data changed since they were last built."""
     warehouse_file, reference, summary = start_run(warehouse, reference_dir, "(materialize)")
     with warehouse_write(warehouse_file, summary) as write:
-        if LedgerSnapshot.read(warehouse_file).model_fingerprint == summary.model_fingerprint:
+        ledger = LedgerSnapshot.read(warehouse_file)
+        if ledger.model_fingerprint == summary.model_fingerprint:
             progress.info("the marts of %s are current", warehouse_file)
             write.discard()
             return summary
-        summary.mart_rows = materialize_marts(write.build, reference)
+        summary.mart_rows = materialize_marts(write.build, reference, ledger, summary.model_fingerprint)
     return summary

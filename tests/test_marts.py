@@ -217,6 +217,75 @@ def test_a_model_that_changed_kind_replaces_what_an_earlier_build_left(paths):
     assert indicator(warehouse, "afgoerelser_pr_1000", "area", "sydbyen", 2016) is not None
 
 
+MODEL_TABLES = ("core.measures", "core.indicator_figures", "core.disclosure", "marts.indicator_values",
+                "marts.indicator_vs_kommune", "marts.development_vs_kommune", "marts.target_status", "marts.targets_without_data")
+
+
+def _tables(warehouse):
+    return {name: query(warehouse, f"SELECT * FROM {name} ORDER BY ALL") for name in MODEL_TABLES}
+
+
+def test_marts_built_for_the_years_a_run_touched_equal_marts_built_whole(golden, tmp_path, monkeypatch):
+    """Three runs: most of the golden landing, then a new year of police reports and a year of housing
+    figures, then a correction of an earlier year. After each, the incremental build equals a whole one."""
+    import warehouse.materialize as models
+    from warehouse.materialize import touched_years
+
+    later = {"politi_anmeldelser/anmeldelser_330_2019.csv", "boligorg_afdelinger/vibo_2018.csv",
+             "boligorg_afdelinger/dab_2018.csv"}
+    landing = tmp_path / "landing"
+    for path in sorted((golden / "landing").rglob("*.*")):
+        name = str(path.relative_to(golden / "landing"))
+        if name not in later:
+            (landing / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, landing / name)
+    incremental, whole = tmp_path / "inc.duckdb", tmp_path / "whole.duckdb"
+    ingest_all(landing, incremental)
+    built = []
+    monkeypatch.setattr(models, "_build", lambda conn, model, years=None, build=models._build: (
+        built.append((model.name, years)), build(conn, model, years))[1])
+
+    corrected = landing / "politi_anmeldelser" / "anmeldelser_330_2016_rettet.csv"
+    lines = (landing / "politi_anmeldelser" / "anmeldelser_330_2016.csv").read_text(encoding="utf-8").splitlines()
+    rounds = [(later, {2018, 2019}), ({"politi_anmeldelser/anmeldelser_330_2016_rettet.csv"}, {2016})]
+    for files, years in rounds:
+        if corrected.name in str(files):
+            corrected.write_text("\n".join(lines[:-40]) + "\n", encoding="utf-8")  # 40 reports fewer
+        else:
+            for name in files:
+                shutil.copyfile(golden / "landing" / name, landing / name)
+        rows = ingest_all(landing, incremental, build_marts=False)
+        assert touched_years(incremental, [r["delivery_id"] for r in rows if r["status"].startswith("loaded")]) == years
+        built.clear()
+        materialize(incremental, DEFAULT_REFERENCE_DIR, only_marts=True, years=years)
+        by_year = {name for name, built_years in built if built_years is not None}
+        assert {"core.measures", "core.disclosure", "marts.indicator_values", "marts.indicator_vs_kommune"} <= by_year
+        whole.unlink(missing_ok=True)
+        ingest_all(landing, whole)
+        assert _tables(incremental) == _tables(whole)
+
+
+def test_a_partial_build_is_whole_when_a_source_first_delivers_for_a_plan_as_such(golden, tmp_path, monkeypatch):
+    """Whether a plan's figure is summed from its areas depends on every year (partition_guard)."""
+    import warehouse.materialize as models
+
+    landing = tmp_path / "landing"
+    shutil.copytree(golden / "landing", landing, ignore=shutil.ignore_patterns("indsats_registreringer"))
+    incremental, whole = tmp_path / "inc.duckdb", tmp_path / "whole.duckdb"
+    ingest_all(landing, incremental)
+    shutil.copytree(golden / "landing" / "indsats_registreringer", landing / "indsats_registreringer")
+    rows = ingest_all(landing, incremental, build_marts=False)
+    built = []
+    monkeypatch.setattr(models, "_build", lambda conn, model, years=None, build=models._build: (
+        built.append((model.name, years)), build(conn, model, years))[1])
+    years = models.touched_years(incremental, [r["delivery_id"] for r in rows])
+    materialize(incremental, DEFAULT_REFERENCE_DIR, only_marts=True, years=years)
+    assert ("core.measures", tuple(sorted(years))) in built  # what the run touched, by year
+    assert ("core.indicator_figures", None) in built and ("marts.indicator_values", None) in built
+    ingest_all(landing, whole)
+    assert _tables(incremental) == _tables(whole)
+
+
 TARGET_HEADER_2 = TARGET_HEADER + ";reading;provisional;source"
 
 

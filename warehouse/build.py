@@ -21,6 +21,7 @@ import duckdb
 from transforms.ledger.runs import RunSummary, record_run
 from warehouse.files import PUBLISHED_SCHEMAS, internal_file, internal_path
 from warehouse.load import ensure_schema
+from warehouse.materialize import all_models
 
 
 class WarehouseUnavailable(Exception):
@@ -130,9 +131,12 @@ def write_published(internal: Path, warehouse: Path) -> None:
             WHERE database_name = 'src' AND schema_name IN {PUBLISHED_SCHEMAS} ORDER BY 1, 2""").fetchall()
         for schema in PUBLISHED_SCHEMAS:
             conn.execute(f"CREATE SCHEMA pub.{schema}")
+        # a mart rebuilt by year has its rows in build order: published in grain order, as a whole build has them
+        grains = {model.name: model.grain for model in all_models() if model.materialized == "table" and model.grain}
         for schema, table, comment in tables:
             select = "* REPLACE (NULL::VARCHAR AS value)" if (schema, table) == ("meta", "quarantine") else "*"
-            conn.execute(f"CREATE TABLE pub.{schema}.{table} AS SELECT {select} FROM src.{schema}.{table}")
+            order = f" ORDER BY {', '.join(grains[f'{schema}.{table}'])}" if f"{schema}.{table}" in grains else ""
+            conn.execute(f"CREATE TABLE pub.{schema}.{table} AS SELECT {select} FROM src.{schema}.{table}{order}")
             conn.execute(f"COMMENT ON TABLE pub.{schema}.{table} IS {_quoted(comment)}")
         for schema, table, column, comment in columns:
             if (schema, table, column) == ("meta", "quarantine", "value"):

@@ -31,25 +31,36 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _source_table_sql(contract: Contract) -> list[str]:
-    """DDL for raw.<source> (text as delivered) and staging.<source> (typed, current, valid rows)."""
+def _source_table_sql(contract: Contract, tables: dict[str, str | None], columns: dict[tuple, str | None]) -> list[str]:
+    """DDL for what raw.<source> (text as delivered) and staging.<source> (typed, current, valid rows)
+    lack, given the warehouse's tables and columns with their comments."""
     statements = []
-    for table, columns, what in (
+    for table, declared, what in (
         (contract.raw_table, contract.raw_columns(), "Every delivered row, as text"),
         (contract.staging_table, contract.staging_columns(), "Typed rows of current partitions that passed validation"),
     ):
-        statements.append(f"CREATE TABLE IF NOT EXISTS {table} (" + ", ".join(f"{n} {t}" for n, (t, _) in columns.items()) + ")")
-        statements += [f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {n} {t}" for n, (t, _) in columns.items()]
-        statements.append(f"COMMENT ON TABLE {table} IS {_quote(f'{what}: {contract.description}')}")
-        statements += [f"COMMENT ON COLUMN {table}.{n} IS {_quote(d)}" for n, (_, d) in columns.items()]
+        if table not in tables:
+            statements.append(f"CREATE TABLE {table} (" + ", ".join(f"{n} {t}" for n, (t, _) in declared.items()) + ")")
+        statements += [f"ALTER TABLE {table} ADD COLUMN {n} {t}" for n, (t, _) in declared.items()
+                       if table in tables and (table, n) not in columns]
+        if tables.get(table) != (description := f"{what}: {contract.description}"):
+            statements.append(f"COMMENT ON TABLE {table} IS {_quote(description)}")
+        statements += [f"COMMENT ON COLUMN {table}.{n} IS {_quote(d)}" for n, (_, d) in declared.items()
+                       if columns.get((table, n)) != d]
     return statements
 
 
 def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
-    """Create what is missing: meta tables, and raw/staging tables for every contract."""
+    """Create what is missing: meta tables, and raw/staging tables for every contract (a warehouse that
+    has them all, described as declared, costs two catalog queries)."""
     conn.execute(SCHEMA_SQL.read_text(encoding="utf-8"))
+    tables = {f"{schema}.{table}": comment for schema, table, comment in conn.execute(
+        "SELECT schema_name, table_name, comment FROM duckdb_tables() WHERE schema_name IN ('raw', 'staging')").fetchall()}
+    columns = {(f"{schema}.{table}", column): comment for schema, table, column, comment in conn.execute(
+        "SELECT schema_name, table_name, column_name, comment FROM duckdb_columns() WHERE schema_name IN ('raw', 'staging')"
+    ).fetchall()}
     for contract in all_contracts().values():
-        for statement in _source_table_sql(contract):
+        for statement in _source_table_sql(contract, tables, columns):
             conn.execute(statement)
 
 

@@ -8,6 +8,13 @@ on, its grain, its columns' descriptions and its audits. Models come from two pl
 They run in dependency order inside one transaction. After a model is built its audits run (unique
 grain, not-null columns, accepted values, references, every column described); a failing audit stops
 the build with the model and example rows, and the published file stays as the last run left it.
+
+Incremental by year: a table model that declares `partition_by: year` holds rows whose every input is
+of their own year (or reference data). When only deliveries changed since the last build (same model
+fingerprint), such a model rebuilds only the years the run's deliveries touched: delete-then-insert
+of those years, in the same transaction. It is rebuilt whole when anything it reads was rebuilt whole,
+or when the answer of its `partition_guard` (a query over what it reads across years) changed.
+tests/test_marts.py checks that an incremental build equals a full one.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import duckdb
 import yaml
 
 from transforms.reference import REFERENCE_TABLES, read_reference_table
-from transforms.sources import all_contracts
+from transforms.sources import PARTITION_YEAR_SQL, all_contracts
 from warehouse import disclosure
 from warehouse.transaction import transaction
 
@@ -50,9 +57,11 @@ class Model:
     grain: tuple[str, ...] = ()
     columns: dict[str, str] = field(default_factory=dict)  # column -> description
     audits: dict = field(default_factory=dict)  # not_null, accepted_values, relationships
-    # a model that is Python, not SQL: build(conn) creates the table (select then holds its source, so
-    # the fingerprint changes with the code)
-    build: Callable[[duckdb.DuckDBPyConnection], None] | None = None
+    # a model that is Python, not SQL: build(conn, years) creates the table, or rebuilds those years of
+    # it (select then holds its source, so the fingerprint changes with the code)
+    build: Callable[[duckdb.DuckDBPyConnection, tuple[int, ...] | None], None] | None = None
+    partition_by: str | None = None  # "year": a year's rows depend only on that year's inputs
+    partition_guard: str | None = None  # a cross-year input: a partial rebuild needs its answer unchanged
 
     @property
     def schema(self) -> str:
@@ -77,7 +86,8 @@ def read_model_file(path: Path) -> Model:
         return Model(name=declared["name"], select=select.strip().rstrip(";"), materialized=declared["materialized"],
                      description=declared["description"], origin=f"warehouse/models/{path.parent.name}/{path.name}",
                      depends_on=tuple(declared.get("depends_on", ())), grain=tuple(declared.get("grain", ())),
-                     columns=declared.get("columns") or {}, audits=declared.get("audits") or {})
+                     columns=declared.get("columns") or {}, audits=declared.get("audits") or {},
+                     partition_by=declared.get("partition_by"), partition_guard=declared.get("partition_guard"))
     except (yaml.YAMLError, KeyError, TypeError) as error:
         raise ModelError(f"model {path.parent.name}/{path.name}: unreadable declaration: {error}") from error
 
@@ -121,26 +131,30 @@ def all_models() -> tuple[Model, ...]:
     models.append(Model(
         "core.measures", "\nUNION ALL\n".join(f"SELECT {MEASURE_COLUMNS} FROM {v}" for v in sorted(measure_views)), "table",
         "Additive measures per level, scope and year from every source (union of the core.measures__<source> views).",
-        "warehouse/materialize.py", depends_on=tuple(sorted(measure_views)), grain=("level", "scope_id", "year", "measure")))
+        "warehouse/materialize.py", depends_on=tuple(sorted(measure_views)), grain=("level", "scope_id", "year", "measure"),
+        partition_by="year"))  # every source's measures are per year (tests/test_marts.py checks it)
     models.append(Model(
         "core.disclosure", inspect.getsource(disclosure), "table",
         "Disclosure control per cell of core.indicator_figures: primary (the rule in ref.disclosure) or "
         "complementary (hidden so that no difference of two published figures gives a hidden one back).",
         "warehouse/disclosure.py", depends_on=("core.indicator_figures", "ref.indicators"),
         grain=("indicator", "level", "scope_id", "year"), build=disclosure.build_disclosure,
-        audits={"accepted_values": {"suppression": ["primary", "complementary"]}}))
+        audits={"accepted_values": {"suppression": ["primary", "complementary"]}}, partition_by="year"))
     by_name = {m.name: m for m in models}
-    # a model depends on what it declares and on every model its SELECT names (a declaration's measures
-    # read core views without listing them)
-    referenced = {m.name: {name for name in _RELATION.findall(m.select) if name in by_name and name != m.name}
-                  for m in models}
     try:
         # sorted, so the order is the same in every process (sets of strings iterate by hash)
-        order = TopologicalSorter({m.name: sorted({d for d in m.depends_on if d in by_name} | referenced[m.name])
+        order = TopologicalSorter({m.name: sorted(upstream(m, by_name))
                                    for m in sorted(models, key=lambda m: m.name)}).static_order()
         return tuple(by_name[name] for name in order)
     except CycleError as cycle:
         raise ModelError(f"models depend on each other in a cycle: {' -> '.join(cycle.args[1])}") from cycle
+
+
+def upstream(model: Model, names) -> set[str]:
+    """The models a model reads: what it declares and every model its SELECT names (a declaration's
+    measures read core views without listing them)."""
+    return ({d for d in model.depends_on if d in names}
+            | {name for name in _RELATION.findall(model.select) if name in names and name != model.name})
 
 
 def model_fingerprint(reference_dir: Path) -> str:
@@ -201,13 +215,18 @@ def _drop_other_kind(conn: duckdb.DuckDBPyConnection, model: Model) -> None:
         conn.execute(f"DROP {other[:-1].upper()} {model.name}")
 
 
-def _build(conn: duckdb.DuckDBPyConnection, model: Model) -> None:
+def _build(conn: duckdb.DuckDBPyConnection, model: Model, years: tuple[int, ...] | None = None) -> None:
+    """Build the model whole, or (`years`) only those years of a table partitioned by year."""
     try:
         _drop_other_kind(conn, model)
         if model.build:
-            model.build(conn)
-        else:
+            model.build(conn, years)
+        elif years is None:
             conn.execute(model.create_sql())
+        elif years:
+            listed = ", ".join(str(year) for year in years)
+            conn.execute(f"DELETE FROM {model.name} WHERE year IN ({listed})")
+            conn.execute(f"INSERT INTO {model.name} BY NAME SELECT * FROM ({model.select}) WHERE year IN ({listed})")
     except duckdb.Error as error:
         raise ModelError(f"model {model.name} ({model.origin}): {str(error).splitlines()[0]}") from error
     kind = "TABLE" if model.materialized == "table" else "VIEW"
@@ -228,18 +247,51 @@ def _build(conn: duckdb.DuckDBPyConnection, model: Model) -> None:
                          + " | ".join(f"{audit}: {rows}" for audit, rows in failures))
 
 
-def materialize(warehouse: Path, reference_dir: Path, only_marts: bool = False) -> dict[str, int]:
+def touched_years(warehouse: Path, delivery_ids: list[int]) -> set[int]:
+    """The years of the partitions these deliveries hold; a correction replaces partitions under the
+    same keys, so the years it took from earlier deliveries are among them."""
+    if not delivery_ids:
+        return set()
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        return {year for (year,) in conn.execute(f"SELECT DISTINCT {PARTITION_YEAR_SQL} FROM meta.partitions "
+                                                 "WHERE list_contains(?, delivery_id)", [delivery_ids]).fetchall()}
+
+
+def _guard_answer(conn: duckdb.DuckDBPyConnection, model: Model) -> list[tuple] | None:
+    try:
+        return sorted(conn.execute(model.partition_guard).fetchall(), key=repr)
+    except duckdb.CatalogException:  # what it reads is not built yet
+        return None
+
+
+def materialize(warehouse: Path, reference_dir: Path, only_marts: bool = False,
+                years: set[int] | None = None) -> dict[str, int]:
     """Rebuild ref tables, core views and the model tables in one transaction; returns mart row counts.
     `only_marts` when the warehouse's ref tables and views were built from the current reference data
     and models (same model fingerprint) and only new deliveries changed: then the tables alone are
-    rebuilt (marts and the internal core.indicator_figures)."""
+    rebuilt; with `years` (those the new deliveries touched), the tables partitioned by year only in
+    those years, as far as the module's docstring allows."""
+    partial = tuple(sorted(years)) if only_marts and years is not None else None
     with duckdb.connect(str(warehouse)) as conn:
         with transaction(conn):
             if not only_marts:
                 load_reference_tables(conn, reference_dir)
-            for model in all_models():
-                if model.materialized == "table" or not only_marts:  # views are current by definition
-                    _build(conn, model)
+            models = all_models()
+            names = {m.name for m in models}
+            guards = {m.name: _guard_answer(conn, m) for m in models if partial is not None and m.partition_guard}
+            existing = {f"{schema}.{table}" for schema, table in conn.execute(
+                "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT internal").fetchall()}
+            rebuilt_whole: set[str] = set()
+            for model in models:
+                if model.materialized != "table" and only_marts:  # views are current by definition
+                    continue
+                by_year = (partial is not None and model.partition_by == "year" and not upstream(model, names) & rebuilt_whole
+                           and model.name in existing
+                           and (not model.partition_guard or guards[model.name] is not None
+                                and _guard_answer(conn, model) == guards[model.name]))
+                _build(conn, model, partial if by_year else None)
+                if model.materialized == "table" and not by_year:
+                    rebuilt_whole.add(model.name)
         tables = conn.execute(
             "SELECT table_name, estimated_size FROM duckdb_tables() WHERE schema_name = 'marts' ORDER BY 1"
         ).fetchall()

@@ -101,7 +101,11 @@ class LedgerSnapshot:
     # another source folder fall under another contract (often a file first dropped in the wrong folder),
     # and a copy's original is then always read before it (a run takes a source's files in landing order)
     loaded_sha: dict[tuple[str, str], int]
-    model_fingerprint: str | None = None  # what the published marts were built from
+    model_fingerprint: str | None = None  # what the published marts were built from (None: stale)
+    # The last build of the marts: its fingerprint, and the deliveries loaded by runs since (runs that
+    # ingested without building the marts, as the served ingestion deployment does)
+    marts_fingerprint: str | None = None
+    loaded_since_marts: tuple[int, ...] = ()
 
     @classmethod
     def read(cls, warehouse: Path) -> LedgerSnapshot:
@@ -118,6 +122,15 @@ class LedgerSnapshot:
             rows = conn.execute("SELECT delivery_id, source, file_name, sha256, status FROM meta.deliveries").fetchall()
             fingerprint = conn.execute(
                 "SELECT model_fingerprint FROM meta.runs ORDER BY finished_at DESC LIMIT 1").fetchall()
+            marts_fingerprint, loaded_since = conn.execute("""
+                WITH built AS (SELECT model_fingerprint, finished_at FROM meta.runs WHERE model_fingerprint IS NOT NULL
+                               ORDER BY finished_at DESC LIMIT 1)
+                SELECT (SELECT model_fingerprint FROM built),
+                       (SELECT list(delivery_id ORDER BY delivery_id) FROM meta.deliveries
+                        WHERE status IN ('loaded', 'loaded_with_quarantine', 'superseded') AND run_id IN
+                              (SELECT run_id FROM meta.runs WHERE finished_at > coalesce((SELECT finished_at FROM built),
+                                                                                          TIMESTAMP '0001-01-01')))
+            """).fetchall()[0]
         loaded = {(source, sha): did for did, source, _, sha, status in rows
                   if status in ("loaded", "loaded_with_quarantine", "superseded")}
         return cls(
@@ -125,6 +138,8 @@ class LedgerSnapshot:
             seen=frozenset((source, name, sha) for _, source, name, sha, _ in rows),
             loaded_sha=loaded,
             model_fingerprint=fingerprint[0][0] if fingerprint else None,
+            marts_fingerprint=marts_fingerprint,
+            loaded_since_marts=tuple(loaded_since or ()),
         )
 
 

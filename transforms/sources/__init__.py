@@ -161,6 +161,8 @@ class Contract:
     description: str
     columns: tuple[Column, ...]
     # Columns whose values form the partition key; "year:<col>" / "month:<col>" derive it from a date.
+    # The last part is the period (År, a period, a date's year or month): it starts with the year, which
+    # is how the marts find the years a delivery touched (PARTITION_YEAR_SQL; tests/test_declarations.py).
     partition_by: tuple[str, ...]
     # Levels Område may name (area, kommune, bydel, national; plan: Område empty for the whole plan);
     # None: the source has no Område column.
@@ -228,6 +230,7 @@ ROW_KEYS = {
     "line_number": ("INTEGER", "1-based line in the delivered file; the header is line 1."),
 }
 PARTITION_KEY = {"partition_key": ("VARCHAR", "The contract's partition key, parts joined by |.")}
+PARTITION_YEAR_SQL = "CAST(left(split_part(partition_key, '|', -1), 4) AS INTEGER)"
 SCOPE_KEYS = {
     "scope_level": ("VARCHAR", "Level the row speaks for: area, kommune or national (NULL: outside every area)."),
     "scope_id": ("VARCHAR", "Area id, kommune code or national level id resolved from Område."),

@@ -11,6 +11,9 @@ description: >-
   are judged on it.
 depends_on: [core.measures, ref.indicators, ref.plan_areas, ref.disclosure]
 grain: [indicator, level, scope_id, year]
+partition_by: year
+# which plans a source delivers a measure for as such is decided over all years (delivered_for_plans)
+partition_guard: SELECT DISTINCT measure, scope_id FROM core.measures WHERE level = 'plan'
 audits:
   not_null: [indicator, level, scope_id, year, unit, suppressed]
   accepted_values: {level: [area, plan, kommune, bydel, national]}

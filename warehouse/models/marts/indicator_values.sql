@@ -7,6 +7,7 @@ description: >-
   plan's own departments in every year (like for like).
 depends_on: [core.indicator_figures, core.disclosure]
 grain: [indicator, level, scope_id, year]
+partition_by: year
 columns:
   indicator: Catalog id (ref.indicators), e.g. afgoerelser_pr_1000.
   level: area, plan, kommune, bydel (a kommune's district) or national.

@@ -4,6 +4,7 @@ materialized: table
 description: "One row per (indicator, area or plan, year): the value beside the kommune baseline and the national level."
 depends_on: [marts.indicator_values, ref.areas, ref.plans, ref.indicators]
 grain: [indicator, level, scope_id, year]
+partition_by: year
 columns:
   indicator: Catalog id (ref.indicators).
   level: area or plan.
