@@ -45,7 +45,7 @@ from warehouse.build import (
     warehouse_write,
 )
 from warehouse.load import record_deliveries
-from warehouse.materialize import materialize, model_fingerprint, touched_years
+from warehouse.materialize import materialize, model_fingerprint
 
 # Progress lines for the terminal and the Prefect UI (PREFECT_LOGGING_EXTRA_LOGGERS=boligdata).
 progress = logging.getLogger("boligdata.run")
@@ -98,8 +98,7 @@ def materialize_marts(build: Path, reference_dir: Path, ledger: LedgerSnapshot |
     deliveries loaded since (by this run, `loaded_now`, and by runs that did not build the marts)."""
     if ledger is None or ledger.marts_fingerprint is None or ledger.marts_fingerprint != fingerprint:
         return materialize(build, reference_dir)
-    years = touched_years(build, [*ledger.loaded_since_marts, *loaded_now])
-    return materialize(build, reference_dir, only_marts=True, years=years)
+    return materialize(build, reference_dir, only_marts=True, loaded_deliveries=[*ledger.loaded_since_marts, *loaded_now])
 
 
 @step

@@ -22,6 +22,7 @@ from transforms.ledger.runs import RunSummary, record_run
 from warehouse.files import PUBLISHED_SCHEMAS, internal_file, internal_path
 from warehouse.load import ensure_schema
 from warehouse.materialize import all_models
+from warehouse.transaction import transaction
 
 
 class WarehouseUnavailable(Exception):
@@ -129,19 +130,20 @@ def write_published(internal: Path, warehouse: Path) -> None:
             WHERE database_name = 'src' AND schema_name IN {PUBLISHED_SCHEMAS} ORDER BY 1, 2""").fetchall()
         columns = conn.execute(f"""SELECT schema_name, table_name, column_name, comment FROM duckdb_columns()
             WHERE database_name = 'src' AND schema_name IN {PUBLISHED_SCHEMAS} ORDER BY 1, 2""").fetchall()
-        for schema in PUBLISHED_SCHEMAS:
-            conn.execute(f"CREATE SCHEMA pub.{schema}")
-        # a mart rebuilt by year has its rows in build order: published in grain order, as a whole build has them
-        grains = {model.name: model.grain for model in all_models() if model.materialized == "table" and model.grain}
-        for schema, table, comment in tables:
-            select = "* REPLACE (NULL::VARCHAR AS value)" if (schema, table) == ("meta", "quarantine") else "*"
-            order = f" ORDER BY {', '.join(grains[f'{schema}.{table}'])}" if f"{schema}.{table}" in grains else ""
-            conn.execute(f"CREATE TABLE pub.{schema}.{table} AS SELECT {select} FROM src.{schema}.{table}{order}")
-            conn.execute(f"COMMENT ON TABLE pub.{schema}.{table} IS {_quoted(comment)}")
-        for schema, table, column, comment in columns:
-            if (schema, table, column) == ("meta", "quarantine", "value"):
-                comment = "The offending value as delivered: kept in the internal file for stewards (boligdata quarantine list)."
-            conn.execute(f"COMMENT ON COLUMN pub.{schema}.{table}.{column} IS {_quoted(comment)}")
+        with transaction(conn):  # one commit for the whole file, not one per statement (0.1 s of 0.55)
+            for schema in PUBLISHED_SCHEMAS:
+                conn.execute(f"CREATE SCHEMA pub.{schema}")
+            # a mart rebuilt by year has its rows in build order: published in grain order, as a whole build has them
+            grains = {model.name: model.grain for model in all_models() if model.materialized == "table" and model.grain}
+            for schema, table, comment in tables:
+                select = "* REPLACE (NULL::VARCHAR AS value)" if (schema, table) == ("meta", "quarantine") else "*"
+                order = f" ORDER BY {', '.join(grains[f'{schema}.{table}'])}" if f"{schema}.{table}" in grains else ""
+                conn.execute(f"CREATE TABLE pub.{schema}.{table} AS SELECT {select} FROM src.{schema}.{table}{order}")
+                conn.execute(f"COMMENT ON TABLE pub.{schema}.{table} IS {_quoted(comment)}")
+            for schema, table, column, comment in columns:
+                if (schema, table, column) == ("meta", "quarantine", "value"):
+                    comment = "The offending value as delivered: kept in the internal file for stewards (boligdata quarantine list)."
+                conn.execute(f"COMMENT ON COLUMN pub.{schema}.{table}.{column} IS {_quoted(comment)}")
         conn.execute("DETACH pub")
     with open(partial, "rb") as handle:
         os.fsync(handle.fileno())

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from graphlib import CycleError, TopologicalSorter
@@ -247,14 +247,11 @@ def _build(conn: duckdb.DuckDBPyConnection, model: Model, years: tuple[int, ...]
                          + " | ".join(f"{audit}: {rows}" for audit, rows in failures))
 
 
-def touched_years(warehouse: Path, delivery_ids: list[int]) -> set[int]:
+def touched_years(conn: duckdb.DuckDBPyConnection, delivery_ids: Sequence[int]) -> set[int]:
     """The years of the partitions these deliveries hold; a correction replaces partitions under the
     same keys, so the years it took from earlier deliveries are among them."""
-    if not delivery_ids:
-        return set()
-    with duckdb.connect(str(warehouse), read_only=True) as conn:
-        return {year for (year,) in conn.execute(f"SELECT DISTINCT {PARTITION_YEAR_SQL} FROM meta.partitions "
-                                                 "WHERE list_contains(?, delivery_id)", [delivery_ids]).fetchall()}
+    return {year for (year,) in conn.execute(f"SELECT DISTINCT {PARTITION_YEAR_SQL} FROM meta.partitions "
+                                             "WHERE list_contains(?, delivery_id)", [list(delivery_ids)]).fetchall()}
 
 
 def _guard_answer(conn: duckdb.DuckDBPyConnection, model: Model) -> list[tuple] | None:
@@ -265,14 +262,15 @@ def _guard_answer(conn: duckdb.DuckDBPyConnection, model: Model) -> list[tuple] 
 
 
 def materialize(warehouse: Path, reference_dir: Path, only_marts: bool = False,
-                years: set[int] | None = None) -> dict[str, int]:
+                loaded_deliveries: Sequence[int] | None = None) -> dict[str, int]:
     """Rebuild ref tables, core views and the model tables in one transaction; returns mart row counts.
     `only_marts` when the warehouse's ref tables and views were built from the current reference data
     and models (same model fingerprint) and only new deliveries changed: then the tables alone are
-    rebuilt; with `years` (those the new deliveries touched), the tables partitioned by year only in
-    those years, as far as the module's docstring allows."""
-    partial = tuple(sorted(years)) if only_marts and years is not None else None
+    rebuilt; given the `loaded_deliveries` since the last build, the tables partitioned by year only in
+    the years those touched, as far as the module's docstring allows."""
     with duckdb.connect(str(warehouse)) as conn:
+        partial = (tuple(sorted(touched_years(conn, loaded_deliveries)))
+                   if only_marts and loaded_deliveries is not None else None)
         with transaction(conn):
             if not only_marts:
                 load_reference_tables(conn, reference_dir)

@@ -162,30 +162,28 @@ def read_status(warehouse: Path, reference_dir: Path | None = None) -> DeskStatu
     except ReferenceDataError as problem:
         names = {}
         status.reference_notes.append(str(problem))
-    hints: dict[tuple, list[str]] = {}  # a rule's unknown value recurs on many rows; difflib once per value
-    for row in problems.iter_rows(named=True):
-        row["column"] = header_of(row["source"], row["column_name"])
-        row["rule_description"] = describe_rule(row["source"], row["rule"], row["column_name"])
-        if (row["rule"], row["value"]) not in hints:
-            hints[row["rule"], row["value"]] = (closest(row["value"], names.get(row["rule"], {}))
-                                                if row["rule"] in HINTED_RULES else [])
-        row["hint"] = hints[row["rule"], row["value"]]
-        status.problems.append(row)
+    # a national run holds tens of thousands of open rows with a handful of distinct (rule, column, value):
+    # each is described, and its closest names found (difflib), once
+    described: dict[tuple, tuple] = {}
+    status.problems = problems.to_dicts()
+    for row in status.problems:
+        key = (row["source"], row["rule"], row["column_name"], row["value"])
+        if key not in described:
+            described[key] = (header_of(row["source"], row["column_name"]),
+                              describe_rule(row["source"], row["rule"], row["column_name"]),
+                              closest(row["value"], names.get(row["rule"], {})) if row["rule"] in HINTED_RULES else [])
+        row["column"], row["rule_description"], row["hint"] = described[key]
     for row in closed.iter_rows(named=True):
         row["column"] = header_of(row["source"], row["column_name"])
         status.closed.append(row)
-    groups: dict[tuple, dict] = {}
-    for row in status.problems:
-        group = groups.setdefault((row["source"], row["rule"]), {
-            "source": row["source"], "rule": row["rule"], "column": row["column"], "rule_description": row["rule_description"],
-            "rows": 0, "deliveries": [], "since": row["appeared_at"], "values": []})
-        group["rows"] += 1
-        if row["delivery_id"] not in group["deliveries"]:
-            group["deliveries"].append(row["delivery_id"])
-        group["since"] = min(group["since"], row["appeared_at"])
-        if row["value"] not in group["values"] and len(group["values"]) < 5:
-            group["values"].append(row["value"])
-    status.groups = list(groups.values())
+    grouped = problems.group_by("source", "rule", maintain_order=True).agg(
+        pl.col("column_name").first(), pl.len().alias("rows"),
+        pl.col("delivery_id").unique(maintain_order=True).alias("deliveries"), pl.col("appeared_at").min().alias("since"),
+        pl.col("value").unique(maintain_order=True).head(5).alias("values"))
+    status.groups = [{"source": g["source"], "rule": g["rule"], "column": header_of(g["source"], g["column_name"]),
+                      "rule_description": describe_rule(g["source"], g["rule"], g["column_name"]), "rows": g["rows"],
+                      "deliveries": g["deliveries"], "since": g["since"], "values": g["values"]}
+                     for g in grouped.iter_rows(named=True)]
     status.reference_notes += [c.describe() for c in changed_defaults(status.reference_dir)]
     return status
 
