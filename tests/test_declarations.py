@@ -105,6 +105,21 @@ def test_each_kind_of_audit_names_the_model_and_the_rows(tmp_path, monkeypatch, 
     assert query(warehouse, "SELECT count(*) FROM marts.indicator_values WHERE level = 'somewhere'") == [(0,)]
 
 
+def test_a_mart_rebuilt_by_year_is_audited_in_those_years(tmp_path, monkeypatch):
+    landing, warehouse = tmp_path / "landing", tmp_path / "w.duckdb"
+    land(landing, "politi_sigtelser", "s.csv", [SIGTELSER_HEADER, *sigtelser_year(2016, "Sydbyen")])
+    ingest_all(landing, warehouse)
+    land(landing, "politi_sigtelser", "s2017.csv", [SIGTELSER_HEADER, *sigtelser_year(2017, "Sydbyen")])
+    (row,) = ingest_all(landing, warehouse, build_marts=False)
+    values = next(m for m in models.all_models() if m.name == "marts.indicator_values")
+    doubled = f"SELECT * FROM ({values.select}) UNION ALL SELECT * FROM ({values.select})"
+    monkeypatch.setattr(models, "all_models", _broken("marts.indicator_values", doubled))
+    with pytest.raises(models.ModelError, match=r"model marts.indicator_values .*audit failed: unique grain "
+                                                r"\(indicator, level, scope_id, year\): \('\w+', '\w+', '\w+', 2017, 2\)"):
+        models.materialize(warehouse, DEFAULT_REFERENCE_DIR, only_marts=True, loaded_deliveries=[row["delivery_id"]])
+    assert query(warehouse, "SELECT count(*) FROM marts.indicator_values WHERE year = 2017") == [(0,)]  # rolled back
+
+
 def test_a_model_column_without_a_description_fails_the_build(tmp_path, monkeypatch):
     warehouse = tmp_path / "w.duckdb"
     ingest_all(tmp_path / "landing", warehouse)

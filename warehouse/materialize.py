@@ -179,22 +179,24 @@ def load_reference_tables(conn: duckdb.DuckDBPyConnection, reference_dir: Path) 
             conn.execute(f"COMMENT ON COLUMN ref.{name}.{column} IS {_quote(description)}")
 
 
-def _failing_rows(conn: duckdb.DuckDBPyConnection, model: Model) -> list[tuple[str, str]]:
-    """(audit, example rows) for every audit of the model that finds rows."""
+def _failing_rows(conn: duckdb.DuckDBPyConnection, model: Model, years: tuple[int, ...] | None = None) -> list[tuple[str, str]]:
+    """(audit, example rows) for every audit of the model that finds rows; of a model rebuilt by year,
+    in those years' rows (the grain holds the year, and the other years' rows passed when they were built)."""
+    rows = model.name if years is None else f"(SELECT * FROM {model.name} WHERE year IN ({', '.join(map(str, years)) or 'NULL'}))"
     checks = []
     if model.grain and model.materialized == "table":  # auditing a view's grain would compute the view again
         keys = ", ".join(model.grain)
         checks.append((f"unique grain ({keys})",
-                       f"SELECT {keys}, count(*) AS copies FROM {model.name} GROUP BY ALL HAVING count(*) > 1"))
+                       f"SELECT {keys}, count(*) AS copies FROM {rows} GROUP BY ALL HAVING count(*) > 1"))
     for column in model.audits.get("not_null", ()):
-        checks.append((f"not_null {column}", f"SELECT * FROM {model.name} WHERE {column} IS NULL"))
+        checks.append((f"not_null {column}", f"SELECT * FROM {rows} WHERE {column} IS NULL"))
     for column, values in (model.audits.get("accepted_values") or {}).items():
         accepted = ", ".join(_quote(str(v)) for v in values)
-        checks.append((f"accepted_values {column}", f"SELECT DISTINCT {column} FROM {model.name} "
+        checks.append((f"accepted_values {column}", f"SELECT DISTINCT {column} FROM {rows} "
                                                     f"WHERE {column} NOT IN ({accepted})"))
     for column, target in (model.audits.get("relationships") or {}).items():
         table, _, key = target.rpartition(".")
-        checks.append((f"relationships {column} -> {target}", f"SELECT DISTINCT {column} FROM {model.name} "
+        checks.append((f"relationships {column} -> {target}", f"SELECT DISTINCT {column} FROM {rows} "
                                                              f"WHERE {column} NOT IN (SELECT {key} FROM {table})"))
     failures = []
     for audit, query in checks:
@@ -241,7 +243,7 @@ def _build(conn: duckdb.DuckDBPyConnection, model: Model, years: tuple[int, ...]
                              + ", ".join(undescribed))
         for column in actual:
             conn.execute(f"COMMENT ON COLUMN {model.name}.{column} IS {_quote(model.columns[column])}")
-    failures = _failing_rows(conn, model)
+    failures = _failing_rows(conn, model, years)
     if failures:
         raise ModelError(f"model {model.name} ({model.origin}): audit failed: "
                          + " | ".join(f"{audit}: {rows}" for audit, rows in failures))
