@@ -32,7 +32,12 @@ from flows.events import LOADED_EVENT, LOADED_RESOURCE_PREFIX
 from flows.runner import intake_result, intake_task_runner
 from transforms.intake import batches as ingest
 from transforms.intake.batches import delivery_batches
-from transforms.ledger.deliveries import Delivery, LedgerSnapshot, plan_deliveries
+from transforms.ledger.deliveries import (
+    LOADED_STATUSES,
+    Delivery,
+    LedgerSnapshot,
+    plan_deliveries,
+)
 from transforms.ledger.runs import RunSummary
 from transforms.reference import check_reference_tables, reference_for
 from transforms.steward.report import render_markdown, write_steward_report
@@ -161,7 +166,7 @@ def run_pipeline(landing: str, warehouse: str, reference_dir: str | None = None,
         for batch in validated:  # loaded here, one batch at a time, while later batches are still validated
             summary.ledger_rows += load_batch(intake_result(batch, task_runner), build, summary.run_id)
         if materialize:
-            loaded = tuple(row["delivery_id"] for row in summary.ledger_rows if row["status"].startswith("loaded"))
+            loaded = tuple(row["delivery_id"] for row in summary.ledger_rows if row["status"] in LOADED_STATUSES)
             summary.mart_rows = materialize_marts(build, reference, ledger, summary.model_fingerprint, loaded)
     # published: what follows is owed to the steward and the event system, and must not turn a published
     # run into one that "failed, warehouse unchanged"

@@ -80,6 +80,21 @@ def prefect_server():
         yield
 
 
+@pytest.fixture
+def model_builds(monkeypatch) -> list[tuple[str, tuple[int, ...] | None]]:
+    """Every model build of the test, as (model, the years rebuilt, or None for a whole build)."""
+    import warehouse.materialize as models
+
+    built, build = [], models._build
+
+    def recording(conn, model, years=None):
+        built.append((model.name, years))
+        build(conn, model, years)
+
+    monkeypatch.setattr(models, "_build", recording)
+    return built
+
+
 @pytest.fixture(scope="session")
 def golden() -> Path:
     if not GOLDEN.is_dir():

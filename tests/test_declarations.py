@@ -17,7 +17,7 @@ from conftest import (
 
 from transforms.ledger.runs import RunSummary
 from transforms.reference import DEFAULT_REFERENCE_DIR
-from transforms.sources import all_contracts
+from transforms.sources import PARTITION_YEAR_SQL, all_contracts
 from transforms.sources.suite import EXPECTATIONS_DIR, suite_text
 from warehouse import materialize as models
 from warehouse.build import warehouse_write
@@ -60,6 +60,18 @@ def test_models_declare_grain_and_run_in_dependency_order():
             if dependency in order:
                 assert order.index(dependency) < order.index(model.name)
     assert order.index("core.measures") < order.index("marts.indicator_values") < order.index("marts.target_status")
+
+
+def test_every_partition_key_ends_with_its_period_which_starts_with_the_year():
+    """The marts find the years a delivery touched from its partition keys (PARTITION_YEAR_SQL)."""
+    for contract in all_contracts().values():
+        last = contract.partition_by[-1]
+        kind, _, column = last.rpartition(":")
+        periods = {c.name for c in contract.columns if c.type == "period"}
+        assert kind in ("year", "month") or column in ("aar", *periods), (contract.source, last)
+    keys = ["330|2019", "330|2019-03", "Boligselskab 101|2016", "slagelse-2017|2019-H1", "slagelse-2017|2020-Q3"]
+    years = duckdb.sql(f"SELECT {PARTITION_YEAR_SQL} FROM unnest(?) AS t(partition_key)", params=[keys]).fetchall()
+    assert [year for (year,) in years] == [2019, 2019, 2016, 2019, 2020]
 
 
 def _broken(model_name: str, select: str):

@@ -15,6 +15,7 @@ from conftest import (
     sigtelser_year,
 )
 
+from transforms.ledger.deliveries import LOADED_STATUSES
 from transforms.reference import DEFAULT_REFERENCE_DIR
 from warehouse.materialize import materialize
 
@@ -225,11 +226,9 @@ def _tables(warehouse):
     return {name: query(warehouse, f"SELECT * FROM {name} ORDER BY ALL") for name in MODEL_TABLES}
 
 
-def test_marts_built_for_the_years_a_run_touched_equal_marts_built_whole(golden, tmp_path, monkeypatch):
+def test_marts_built_for_the_years_a_run_touched_equal_marts_built_whole(golden, tmp_path, model_builds):
     """Three runs: most of the golden landing, then a new year of police reports and a year of housing
     figures, then a correction of an earlier year. After each, the incremental build equals a whole one."""
-    import warehouse.materialize as models
-
     later = {"politi_anmeldelser/anmeldelser_330_2019.csv", "boligorg_afdelinger/vibo_2018.csv",
              "boligorg_afdelinger/dab_2018.csv"}
     landing = tmp_path / "landing"
@@ -240,9 +239,6 @@ def test_marts_built_for_the_years_a_run_touched_equal_marts_built_whole(golden,
             shutil.copyfile(path, landing / name)
     incremental, whole = tmp_path / "inc.duckdb", tmp_path / "whole.duckdb"
     ingest_all(landing, incremental)
-    built = []
-    monkeypatch.setattr(models, "_build", lambda conn, model, years=None, build=models._build: (
-        built.append((model.name, years)), build(conn, model, years))[1])
 
     corrected = landing / "politi_anmeldelser" / "anmeldelser_330_2016_rettet.csv"
     lines = (landing / "politi_anmeldelser" / "anmeldelser_330_2016.csv").read_text(encoding="utf-8").splitlines()
@@ -254,32 +250,28 @@ def test_marts_built_for_the_years_a_run_touched_equal_marts_built_whole(golden,
             for name in files:
                 shutil.copyfile(golden / "landing" / name, landing / name)
         rows = ingest_all(landing, incremental, build_marts=False)
-        built.clear()
+        model_builds.clear()
         materialize(incremental, DEFAULT_REFERENCE_DIR, only_marts=True,
-                    loaded_deliveries=[r["delivery_id"] for r in rows if r["status"].startswith("loaded")])
-        by_year = {name for name, built_years in built if built_years == tuple(sorted(years))}
+                    loaded_deliveries=[r["delivery_id"] for r in rows if r["status"] in LOADED_STATUSES])
+        by_year = {name for name, built_years in model_builds if built_years == tuple(sorted(years))}
         assert {"core.measures", "core.disclosure", "marts.indicator_values", "marts.indicator_vs_kommune"} <= by_year
         whole.unlink(missing_ok=True)
         ingest_all(landing, whole)
         assert _tables(incremental) == _tables(whole)
 
 
-def test_a_partial_build_is_whole_when_a_source_first_delivers_for_a_plan_as_such(golden, tmp_path, monkeypatch):
+def test_a_partial_build_is_whole_when_a_source_first_delivers_for_a_plan_as_such(golden, tmp_path, model_builds):
     """Whether a plan's figure is summed from its areas depends on every year (partition_guard)."""
-    import warehouse.materialize as models
-
     landing = tmp_path / "landing"
     shutil.copytree(golden / "landing", landing, ignore=shutil.ignore_patterns("indsats_registreringer"))
     incremental, whole = tmp_path / "inc.duckdb", tmp_path / "whole.duckdb"
     ingest_all(landing, incremental)
     shutil.copytree(golden / "landing" / "indsats_registreringer", landing / "indsats_registreringer")
     rows = ingest_all(landing, incremental, build_marts=False)
-    built = []
-    monkeypatch.setattr(models, "_build", lambda conn, model, years=None, build=models._build: (
-        built.append((model.name, years)), build(conn, model, years))[1])
+    model_builds.clear()
     materialize(incremental, DEFAULT_REFERENCE_DIR, only_marts=True, loaded_deliveries=[r["delivery_id"] for r in rows])
-    assert ("core.measures", (2018, 2019, 2020)) in built  # what the run touched, by year
-    assert ("core.indicator_figures", None) in built and ("marts.indicator_values", None) in built
+    assert ("core.measures", (2018, 2019, 2020)) in model_builds  # what the run touched, by year
+    assert ("core.indicator_figures", None) in model_builds and ("marts.indicator_values", None) in model_builds
     ingest_all(landing, whole)
     assert _tables(incremental) == _tables(whole)
 

@@ -38,7 +38,7 @@ cells AS (
     FROM core.indicator_figures AS f
     JOIN ref.indicators AS i ON i.indicator = f.indicator
     LEFT JOIN kommuner AS k ON k.level = f.level AND k.scope_id = f.scope_id
-    WHERE i.person_based AND f.numerator IS NOT NULL AND {years}
+    WHERE i.person_based AND f.numerator IS NOT NULL AND {rows}
 )
 SELECT * FROM cells
 -- a group with no primary cell has nothing to protect (most groups at national scale)
@@ -92,14 +92,14 @@ def complementary_cells(cells: list[tuple[str, tuple, bool]]) -> set[str]:
     return extra
 
 
-def build_disclosure(conn: duckdb.DuckDBPyConnection, years: tuple[int, ...] | None = None) -> None:
+def build_disclosure(conn: duckdb.DuckDBPyConnection, rebuilt: str | None = None) -> None:
     """core.disclosure: every cell of core.indicator_figures with its suppression (primary or
-    complementary, NULL when published); with `years`, only those years' cells are rebuilt (groups never
-    span years)."""
-    in_years = f"f.year IN ({', '.join(map(str, years))})" if years else ("false" if years is not None else "true")
+    complementary, NULL when published); given `rebuilt` (a predicate on the year), only those cells are
+    rebuilt (groups never span years)."""
+    rows = rebuilt or "true"
     groups = defaultdict(list)
     for indicator, year, kommune, level, scope_id, numerator, denominator, primary in conn.execute(
-            CELLS.format(years=in_years)).fetchall():
+            CELLS.format(rows=rows)).fetchall():
         groups[(indicator, year, kommune)].append((f"{level}|{scope_id}", _key(numerator, denominator), primary))
     complementary = [(indicator, year, *scope.split("|", 1))
                      for (indicator, year, _), cells in groups.items() for scope in sorted(complementary_cells(cells))]
@@ -109,13 +109,12 @@ def build_disclosure(conn: duckdb.DuckDBPyConnection, years: tuple[int, ...] | N
     cells = f"""
         SELECT f.indicator, f.level, f.scope_id, f.year,
                CASE WHEN f.suppressed THEN 'primary' WHEN c.indicator IS NOT NULL THEN 'complementary' END AS suppression
-        FROM core.indicator_figures AS f
+        FROM (SELECT * FROM core.indicator_figures WHERE {rows}) AS f
         LEFT JOIN complementary AS c
-          ON c.indicator = f.indicator AND c.year = f.year AND c.level = f.level AND c.scope_id = f.scope_id
-        WHERE {in_years}"""
-    if years is None:
+          ON c.indicator = f.indicator AND c.year = f.year AND c.level = f.level AND c.scope_id = f.scope_id"""
+    if rebuilt is None:
         conn.execute(f"CREATE OR REPLACE TABLE core.disclosure AS {cells}")
     else:
-        conn.execute(f"DELETE FROM core.disclosure AS f WHERE {in_years}")
+        conn.execute(f"DELETE FROM core.disclosure WHERE {rebuilt}")
         conn.execute(f"INSERT INTO core.disclosure {cells}")
     conn.execute("DROP TABLE complementary")

@@ -57,9 +57,10 @@ class Model:
     grain: tuple[str, ...] = ()
     columns: dict[str, str] = field(default_factory=dict)  # column -> description
     audits: dict = field(default_factory=dict)  # not_null, accepted_values, relationships
-    # a model that is Python, not SQL: build(conn, years) creates the table, or rebuilds those years of
-    # it (select then holds its source, so the fingerprint changes with the code)
-    build: Callable[[duckdb.DuckDBPyConnection, tuple[int, ...] | None], None] | None = None
+    # a model that is Python, not SQL: build(conn, rows) creates the table, or (rows: a SQL predicate on
+    # its year column) rebuilds those rows of it (select then holds its source, so the fingerprint
+    # changes with the code)
+    build: Callable[[duckdb.DuckDBPyConnection, str | None], None] | None = None
     partition_by: str | None = None  # "year": a year's rows depend only on that year's inputs
     partition_guard: str | None = None  # a cross-year input: a partial rebuild needs its answer unchanged
 
@@ -179,10 +180,15 @@ def load_reference_tables(conn: duckdb.DuckDBPyConnection, reference_dir: Path) 
             conn.execute(f"COMMENT ON COLUMN ref.{name}.{column} IS {_quote(description)}")
 
 
-def _failing_rows(conn: duckdb.DuckDBPyConnection, model: Model, years: tuple[int, ...] | None = None) -> list[tuple[str, str]]:
-    """(audit, example rows) for every audit of the model that finds rows; of a model rebuilt by year,
-    in those years' rows (the grain holds the year, and the other years' rows passed when they were built)."""
-    rows = model.name if years is None else f"(SELECT * FROM {model.name} WHERE year IN ({', '.join(map(str, years)) or 'NULL'}))"
+def _of_years(years: tuple[int, ...]) -> str:
+    """SQL: the rows of these years."""
+    return f"year IN ({', '.join(map(str, years))})" if years else "false"
+
+
+def _failing_rows(conn: duckdb.DuckDBPyConnection, model: Model, rebuilt: str | None = None) -> list[tuple[str, str]]:
+    """(audit, example rows) for every audit of the model that finds rows; of a model rebuilt in part,
+    in the `rebuilt` rows (the grain holds the year, and the other years' rows passed when they were built)."""
+    rows = model.name if rebuilt is None else f"(SELECT * FROM {model.name} WHERE {rebuilt})"
     checks = []
     if model.grain and model.materialized == "table":  # auditing a view's grain would compute the view again
         keys = ", ".join(model.grain)
@@ -206,29 +212,17 @@ def _failing_rows(conn: duckdb.DuckDBPyConnection, model: Model, years: tuple[in
     return failures
 
 
-def _drop_other_kind(conn: duckdb.DuckDBPyConnection, model: Model) -> None:
-    """A model that changed from view to table (or back) replaces the relation of the other kind that an
-    earlier build left (CREATE OR REPLACE does not cross kinds)."""
-    schema, _, relation = model.name.partition(".")
-    other = "tables" if model.materialized == "view" else "views"
-    column = "table_name" if other == "tables" else "view_name"
-    if conn.execute(f"SELECT count(*) FROM duckdb_{other}() WHERE schema_name = ? AND {column} = ? AND NOT internal",
-                    [schema, relation]).fetchall()[0][0]:
-        conn.execute(f"DROP {other[:-1].upper()} {model.name}")
-
-
 def _build(conn: duckdb.DuckDBPyConnection, model: Model, years: tuple[int, ...] | None = None) -> None:
     """Build the model whole, or (`years`) only those years of a table partitioned by year."""
+    rebuilt = None if years is None else _of_years(years)
     try:
-        _drop_other_kind(conn, model)
         if model.build:
-            model.build(conn, years)
-        elif years is None:
+            model.build(conn, rebuilt)
+        elif rebuilt is None:
             conn.execute(model.create_sql())
-        elif years:
-            listed = ", ".join(str(year) for year in years)
-            conn.execute(f"DELETE FROM {model.name} WHERE year IN ({listed})")
-            conn.execute(f"INSERT INTO {model.name} BY NAME SELECT * FROM ({model.select}) WHERE year IN ({listed})")
+        else:
+            conn.execute(f"DELETE FROM {model.name} WHERE {rebuilt}")
+            conn.execute(f"INSERT INTO {model.name} BY NAME SELECT * FROM ({model.select}) WHERE {rebuilt}")
     except duckdb.Error as error:
         raise ModelError(f"model {model.name} ({model.origin}): {str(error).splitlines()[0]}") from error
     kind = "TABLE" if model.materialized == "table" else "VIEW"
@@ -243,7 +237,7 @@ def _build(conn: duckdb.DuckDBPyConnection, model: Model, years: tuple[int, ...]
                              + ", ".join(undescribed))
         for column in actual:
             conn.execute(f"COMMENT ON COLUMN {model.name}.{column} IS {_quote(model.columns[column])}")
-    failures = _failing_rows(conn, model, years)
+    failures = _failing_rows(conn, model, rebuilt)
     if failures:
         raise ModelError(f"model {model.name} ({model.origin}): audit failed: "
                          + " | ".join(f"{audit}: {rows}" for audit, rows in failures))
@@ -279,12 +273,16 @@ def materialize(warehouse: Path, reference_dir: Path, only_marts: bool = False,
             models = all_models()
             names = {m.name for m in models}
             guards = {m.name: _guard_answer(conn, m) for m in models if partial is not None and m.partition_guard}
-            existing = {f"{schema}.{table}" for schema, table in conn.execute(
-                "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT internal").fetchall()}
+            existing = dict(conn.execute("""
+                SELECT schema_name || '.' || table_name, 'table' FROM duckdb_tables() WHERE NOT internal
+                UNION ALL SELECT schema_name || '.' || view_name, 'view' FROM duckdb_views() WHERE NOT internal""").fetchall())
             rebuilt_whole: set[str] = set()
             for model in models:
                 if model.materialized != "table" and only_marts:  # views are current by definition
                     continue
+                if existing.get(model.name, model.materialized) != model.materialized:
+                    # a model that changed from view to table (or back): CREATE OR REPLACE does not cross kinds
+                    conn.execute(f"DROP {existing.pop(model.name).upper()} {model.name}")
                 by_year = (partial is not None and model.partition_by == "year" and not upstream(model, names) & rebuilt_whole
                            and model.name in existing
                            and (not model.partition_guard or guards[model.name] is not None

@@ -93,6 +93,10 @@ def landed_files(landing_dir: Path) -> list[Path]:
     return _landed_entries(landing_dir)[0]
 
 
+# Deliveries whose rows went into staging (a superseded one did, until a correction replaced them)
+LOADED_STATUSES = ("loaded", "loaded_with_quarantine", "superseded")
+
+
 @dataclass(frozen=True)
 class LedgerSnapshot:
     next_delivery_id: int
@@ -127,12 +131,11 @@ class LedgerSnapshot:
                                ORDER BY finished_at DESC LIMIT 1)
                 SELECT (SELECT model_fingerprint FROM built),
                        (SELECT list(delivery_id ORDER BY delivery_id) FROM meta.deliveries
-                        WHERE status IN ('loaded', 'loaded_with_quarantine', 'superseded') AND run_id IN
+                        WHERE list_contains($loaded, status) AND run_id IN
                               (SELECT run_id FROM meta.runs WHERE finished_at > coalesce((SELECT finished_at FROM built),
                                                                                           TIMESTAMP '0001-01-01')))
-            """).fetchall()[0]
-        loaded = {(source, sha): did for did, source, _, sha, status in rows
-                  if status in ("loaded", "loaded_with_quarantine", "superseded")}
+            """, {"loaded": list(LOADED_STATUSES)}).fetchall()[0]
+        loaded = {(source, sha): did for did, source, _, sha, status in rows if status in LOADED_STATUSES}
         return cls(
             next_delivery_id=max((r[0] for r in rows), default=0) + 1,
             seen=frozenset((source, name, sha) for _, source, name, sha, _ in rows),
