@@ -129,6 +129,7 @@ def _run(args: argparse.Namespace) -> int:
     from flows.pipeline import (
         run_pipeline,  # Prefect's import is slow; keep --help and checks fast
     )
+    from flows.prefect_settings import flow_run_settings
     from transforms.intake import validate
 
     progress = logging.getLogger("boligdata")
@@ -149,11 +150,12 @@ def _run(args: argparse.Namespace) -> int:
     # process mostly waits; the first validation would otherwise pay it after the server is up
     threading.Thread(target=validate.warm_up, name="gx-warm-up", daemon=True).start()
     try:
-        summary = run_pipeline(
-            landing=str(args.landing), warehouse=str(args.warehouse),
-            reference_dir=str(args.reference) if args.reference else None,
-            archive_dir=str(args.archive) if args.archive else None,
-        )
+        with flow_run_settings():
+            summary = run_pipeline(
+                landing=str(args.landing), warehouse=str(args.warehouse),
+                reference_dir=str(args.reference) if args.reference else None,
+                archive_dir=str(args.archive) if args.archive else None,
+            )
     except Exception as error:  # the run could not complete; the warehouse is as the last run left it
         if not interrupted:
             return _fail(_failure_line(error, args.verbose), 1)
@@ -470,10 +472,12 @@ def _quarantine_retry(args: argparse.Namespace) -> int:
             print("no open quarantined rows")
         return 0
     _quiet_prefect(args.verbose)
+    from flows.prefect_settings import flow_run_settings
     from flows.repair import retry_quarantine
 
     try:
-        outcomes = retry_quarantine(warehouse=str(warehouse), reference_dir=str(reference))
+        with flow_run_settings():
+            outcomes = retry_quarantine(warehouse=str(warehouse), reference_dir=str(reference))
     except Exception as error:
         return _fail(_failure_line(error, args.verbose), 1)
     _refresh_status(warehouse, reference)
@@ -514,7 +518,7 @@ def _status(args: argparse.Namespace) -> int:
                     "detail"], "csv", "")
         return 0
     print(f"Open now: {len(status.rejected)} rejected file(s), "
-          f"{len({(p['delivery_id'], p['line_number']) for p in status.problems})} quarantined row(s)")
+          f"{status.open_rows} quarantined row(s)")
     if status.rejected:
         print("\nRejected files not replaced by a later delivery:")
         emit([{**r, "file": f"{r['source']}/{r['file_name']}"} for r in status.rejected],

@@ -28,6 +28,8 @@ import threading
 import time
 from uuid import UUID
 
+from flows.prefect_settings import flow_run_settings
+
 POLL_SECONDS = 0.5
 HEARTBEAT_SECONDS = 30
 # After an announcement, the watcher holds further files until the announced run has started (it
@@ -152,7 +154,8 @@ class WarmWorker(threading.Thread):
         self.current = flow_run
         started = time.monotonic()
         try:
-            final = run_flow(flow, flow_run=client.read_flow_run(flow_run.id), return_type="state", error_logger=log)
+            with flow_run_settings():
+                final = run_flow(flow, flow_run=client.read_flow_run(flow_run.id), return_type="state", error_logger=log)
             outcome = final.name if final is not None else "?"
         except Exception as error:  # the engine itself failed: the run must not stay Running
             outcome = f"crashed ({error})"

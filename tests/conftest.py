@@ -73,10 +73,13 @@ def indicator(warehouse: Path, indicator_id: str, level: str, scope_id: str, yea
 
 @pytest.fixture(scope="session")
 def prefect_server():
-    """One temporary Prefect server for every test that runs a flow (starting one costs seconds)."""
+    """One temporary Prefect server for every test that runs a flow (starting one costs seconds), and
+    the settings our flow runs run with (flows/prefect_settings.py), as in production."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=60):
+    from flows.prefect_settings import flow_run_settings
+
+    with prefect_test_harness(server_startup_timeout=60), flow_run_settings():
         yield
 
 

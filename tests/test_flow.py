@@ -134,6 +134,32 @@ def test_quarantine_retry_flow_releases_rows_after_a_reference_fix_and_republish
     assert not (tmp_path / ".w.duckdb.building").exists()
 
 
+def test_flow_runs_send_no_heartbeats_unless_the_operator_asks(monkeypatch):
+    """Prefect 3.8.8 ends a run only when its heartbeat thread wakes (up to a second later): our runs
+    run without it, unless PREFECT_FLOWS_HEARTBEAT_FREQUENCY is set (then Prefect's value holds)."""
+    from prefect import flow
+    from prefect.settings import (
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        get_current_settings,
+        temporary_settings,
+    )
+
+    from flows.prefect_settings import flow_run_settings
+
+    @flow
+    def heartbeat_frequency():
+        return get_current_settings().flows.heartbeat_frequency
+
+    def as_prefect_read_the_environment():
+        return temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: 60})
+
+    with as_prefect_read_the_environment(), flow_run_settings():
+        assert heartbeat_frequency() is None
+    monkeypatch.setenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "60")
+    with as_prefect_read_the_environment(), flow_run_settings():
+        assert heartbeat_frequency() == 60
+
+
 def test_writing_steps_retry_transient_errors_only():
     import duckdb as duck
     from prefect.states import Failed

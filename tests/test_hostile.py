@@ -366,3 +366,25 @@ def test_a_full_disk_fails_the_run_with_one_line_and_leaves_the_published_file_a
     assert run_pipeline(landing=str(landing), warehouse=str(warehouse)).status_counts == {"loaded": 1}
     assert query(warehouse, "SELECT file_name, status FROM meta.deliveries ORDER BY 1") == [("2016.csv", "loaded"),
                                                                                              ("2017.csv", "loaded")]
+
+
+def test_an_ingestion_that_fails_names_its_error_not_the_validation_it_left_pending(tmp_path):
+    """A spill folder that cannot be made (BOLIGDATA_SPILL_DIR names a file): the one line says why, not
+    Prefect's "Run is in PENDING state" of the validation that waited on it."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    landing, warehouse, not_a_folder = tmp_path / "landing", tmp_path / "w.duckdb", tmp_path / "spill"
+    land(landing, "politi_sigtelser", "s.csv", [SIGTELSER_HEADER, *sigtelser_year(2016, "Motalavej")])
+    not_a_folder.write_text("a file, not a folder")
+    installed = REPO / ".venv" / "bin" / "boligdata"
+    command = [str(installed)] if installed.exists() else [sys.executable, "-m", "flows.cli"]
+    run = subprocess.run([*command, "run", "--landing", str(landing), "--warehouse", str(warehouse)], capture_output=True,
+                         text=True, timeout=300, env={**os.environ, "BOLIGDATA_SPILL_DIR": str(not_a_folder)})
+    assert run.returncode == 1
+    (line,) = run.stderr.strip().splitlines()
+    assert line.startswith(f"boligdata: run failed, warehouse unchanged: [Errno 20] Not a directory: '{not_a_folder}/")
+    assert "PENDING" not in line
+    assert not warehouse.exists()

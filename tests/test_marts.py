@@ -242,8 +242,9 @@ def test_marts_built_for_the_years_a_run_touched_equal_marts_built_whole(golden,
 
     corrected = landing / "politi_anmeldelser" / "anmeldelser_330_2016_rettet.csv"
     lines = (landing / "politi_anmeldelser" / "anmeldelser_330_2016.csv").read_text(encoding="utf-8").splitlines()
-    rounds = [(later, {2018, 2019}), ({"politi_anmeldelser/anmeldelser_330_2016_rettet.csv"}, {2016})]
-    for files, years in rounds:
+    # 2016 is slagelse-2017's baseline year: development_vs_kommune compares every year with it
+    rounds = [(later, {2018, 2019}, True), ({"politi_anmeldelser/anmeldelser_330_2016_rettet.csv"}, {2016}, False)]
+    for files, years, baselines_kept in rounds:
         if corrected.name in str(files):
             corrected.write_text("\n".join(lines[:-40]) + "\n", encoding="utf-8")  # 40 reports fewer
         else:
@@ -255,6 +256,7 @@ def test_marts_built_for_the_years_a_run_touched_equal_marts_built_whole(golden,
                     loaded_deliveries=[r["delivery_id"] for r in rows if r["status"] in LOADED_STATUSES])
         by_year = {name for name, built_years in model_builds if built_years == tuple(sorted(years))}
         assert {"core.measures", "core.disclosure", "marts.indicator_values", "marts.indicator_vs_kommune"} <= by_year
+        assert ("marts.development_vs_kommune" in by_year) == baselines_kept
         whole.unlink(missing_ok=True)
         ingest_all(landing, whole)
         assert _tables(incremental) == _tables(whole)

@@ -1,6 +1,7 @@
 """The file analysts open: marts, meta and ref only, described, readable by the DuckDB releases they have."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import pytest
 from conftest import REPO
 
 from flows.pipeline import run_pipeline
+from warehouse.build import write_published
 from warehouse.files import internal_path
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -17,9 +19,65 @@ UV = REPO / ".tools" / "bin" / "uv"
 
 @pytest.fixture(scope="module")
 def published(prefect_server, tmp_path_factory):
-    warehouse = tmp_path_factory.mktemp("published") / "w.duckdb"
-    run_pipeline(landing=str(REPO / "demo" / "landing"), warehouse=str(warehouse))
+    """The demo warehouse, published twice: the second run adds a year of police reports, so FILE is
+    the first run's FILE with what changed written into it (write_published's usual path)."""
+    folder = tmp_path_factory.mktemp("published")
+    landing, warehouse = folder / "landing", folder / "w.duckdb"
+    shutil.copytree(REPO / "demo" / "landing", landing)
+    held_back = landing / "politi_anmeldelser" / "anmeldelser_330_2021.csv"
+    held_back.rename(folder / held_back.name)
+    run_pipeline(landing=str(landing), warehouse=str(warehouse))
+    (folder / held_back.name).rename(held_back)
+    run_pipeline(landing=str(landing), warehouse=str(warehouse))
     return warehouse
+
+
+def _contents(path) -> tuple:
+    """Every published table's description, columns and rows (in order of value, not of storage)."""
+    with duckdb.connect(str(path), read_only=True) as conn:
+        tables = conn.execute("SELECT schema_name, table_name, comment FROM duckdb_tables() ORDER BY ALL").fetchall()
+        columns = conn.execute("SELECT schema_name, table_name, column_index, column_name, data_type, comment "
+                               "FROM duckdb_columns() ORDER BY ALL").fetchall()
+        rows = {f"{s}.{t}": conn.execute(f"SELECT * FROM {s}.{t} ORDER BY ALL").fetchall() for s, t, _ in tables}
+    return tables, columns, rows
+
+
+def _written_anew(internal, path):
+    path.unlink(missing_ok=True)
+    write_published(internal, path)
+    return _contents(path)
+
+
+def test_publishing_what_changed_gives_the_file_a_fresh_write_gives(published, tmp_path):
+    """FILE is written from its last version (only the changed years and tables); whatever changed in
+    the internal file, it ends as a file written anew from it would."""
+    warehouse, internal = tmp_path / "w.duckdb", tmp_path / "w.internal.duckdb"
+    shutil.copyfile(published, warehouse)
+    shutil.copyfile(internal_path(published), internal)
+    assert _contents(warehouse) == _written_anew(internal, tmp_path / "anew.duckdb")
+    with duckdb.connect(str(internal)) as conn:
+        conn.execute("UPDATE marts.indicator_values SET value = value + 1 WHERE year = 2019 AND value IS NOT NULL")
+        conn.execute("DELETE FROM marts.indicator_vs_kommune WHERE year = 2020")
+        conn.execute("COMMENT ON COLUMN marts.target_status.note IS 'Why the verdict is NULL (reworded).'")
+        conn.execute("ALTER TABLE marts.targets_without_data ADD COLUMN checked BOOLEAN DEFAULT true")
+        conn.execute("COMMENT ON COLUMN marts.targets_without_data.checked IS 'A new column.'")
+        conn.execute("UPDATE meta.quarantine SET note = 'looked at'")
+        conn.execute("DROP TABLE ref.targets")
+    write_published(internal, warehouse)
+    assert _contents(warehouse) == _written_anew(internal, tmp_path / "anew.duckdb")
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        assert conn.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'targets'").fetchall() == [(0,)]
+        assert conn.execute("SELECT count(value) FROM meta.quarantine").fetchall() == [(0,)]
+
+
+def test_a_file_holding_every_layer_is_published_anew(published, tmp_path):
+    """A warehouse from before the split kept raw, staging and core in FILE: not a starting point."""
+    warehouse = tmp_path / "w.duckdb"
+    shutil.copyfile(internal_path(published), warehouse)
+    write_published(internal_path(published), warehouse)
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        schemas = {s for (s,) in conn.execute("SELECT DISTINCT schema_name FROM duckdb_tables()").fetchall()}
+    assert schemas == {"marts", "meta", "ref"}
 
 
 def test_the_published_file_holds_marts_meta_and_ref_only_every_part_described(published):
@@ -73,7 +131,6 @@ def test_the_duckdb_cli_from_pypi_opens_it_read_only(published, tmp_path):
 
 def test_a_run_killed_between_its_two_renames_is_published_by_the_next_writer(published, tmp_path):
     import datetime as dt
-    import shutil
 
     from transforms.ledger.runs import RunSummary, record_run
     from warehouse.build import published_is_current, warehouse_write

@@ -117,33 +117,98 @@ def _quoted(text: str | None) -> str:
     return "NULL" if text is None else "'" + text.replace("'", "''") + "'"
 
 
+# In FILE the delivered values of quarantined rows are not kept (cells nobody checked for disclosure).
+_WITHHELD_COLUMNS = {("meta", "quarantine", "value"):
+                     "The offending value as delivered: kept in the internal file for stewards (boligdata quarantine list)."}
+
+
+def _published_select(schema: str, table: str) -> str:
+    withheld = [column for (s, t, column) in _WITHHELD_COLUMNS if (s, t) == (schema, table)]
+    return f"* REPLACE ({', '.join(f'NULL::VARCHAR AS {c}' for c in withheld)})" if withheld else "*"
+
+
+def _catalog(conn: duckdb.DuckDBPyConnection, database: str) -> dict[tuple[str, str], tuple]:
+    """(schema, table) -> (table comment, ((column, type, comment), ...)) of the published schemas of one
+    attached database, as FILE shows them."""
+    tables = {(schema, table): comment for schema, table, comment in conn.execute(f"""
+        SELECT schema_name, table_name, comment FROM duckdb_tables()
+        WHERE database_name = ? AND schema_name IN {PUBLISHED_SCHEMAS}""", [database]).fetchall()}
+    columns: dict[tuple[str, str], list] = {key: [] for key in tables}
+    for schema, table, column, data_type, comment in conn.execute(f"""
+            SELECT schema_name, table_name, column_name, data_type, comment FROM duckdb_columns()
+            WHERE database_name = ? AND schema_name IN {PUBLISHED_SCHEMAS} ORDER BY column_index""", [database]).fetchall():
+        columns[(schema, table)].append((column, data_type, _WITHHELD_COLUMNS.get((schema, table, column), comment)))
+    return {key: (comment, tuple(columns[key])) for key, comment in tables.items()}
+
+
+def _changed_years(conn: duckdb.DuckDBPyConnection, schema: str, table: str, by_year: bool) -> list:
+    """The years (or [0] for a table without `year`) whose rows differ between the internal file and
+    FILE's copy, by row count and the sum of the rows' hashes (a collision would need 2^64 luck)."""
+    key = "year" if by_year else "0"
+    return [year for (year,) in conn.execute(f"""
+        WITH src AS (SELECT {key} AS k, count(*) AS n, sum(hash(r)::HUGEINT) AS h
+                     FROM (SELECT {_published_select(schema, table)} FROM src.{schema}.{table}) AS r GROUP BY 1),
+             pub AS (SELECT {key} AS k, count(*) AS n, sum(hash(r)::HUGEINT) AS h FROM pub.{schema}.{table} AS r GROUP BY 1)
+        SELECT coalesce(src.k, pub.k) FROM src FULL JOIN pub ON src.k IS NOT DISTINCT FROM pub.k
+        WHERE src.n IS DISTINCT FROM pub.n OR src.h IS DISTINCT FROM pub.h""").fetchall()]
+
+
+def _attach_starting_point(conn: duckdb.DuckDBPyConnection, warehouse: Path, partial: Path) -> None:
+    """Attach `pub`: a copy of FILE if it is a published file (its storage version comes with it),
+    else a new file in the storage version analysts' clients read."""
+    if warehouse.exists():
+        shutil.copyfile(warehouse, partial)
+        try:
+            conn.execute(f"ATTACH {_quoted(str(partial))} AS pub")
+            foreign = conn.execute(f"""SELECT count(*) FROM duckdb_tables()
+                WHERE database_name = 'pub' AND schema_name NOT IN {PUBLISHED_SCHEMAS}""").fetchall()[0][0]
+            if not foreign:
+                return
+            conn.execute("DETACH pub")  # a warehouse from before the split held every layer in FILE
+        except duckdb.Error:
+            pass  # not a DuckDB file we can read: FILE is written anew
+        partial.unlink()
+    conn.execute(f"ATTACH {_quoted(str(partial))} AS pub (STORAGE_VERSION '{PUBLISHED_STORAGE_VERSION}')")
+
+
 def write_published(internal: Path, warehouse: Path) -> None:
     """FILE from the internal file: the published schemas only, with their descriptions, in the storage
-    version analysts' clients read; written beside FILE and renamed over it in one step. Delivered values
-    of quarantined rows stay internal (they are cells nobody checked for disclosure)."""
+    version analysts' clients read; written beside FILE and renamed over it in one step.
+
+    FILE's last version is the starting point and only what differs is written: a table whose columns
+    or descriptions changed is written anew, other tables by the years whose rows changed (one new month
+    rewrites a year of each mart, not all of them: 0.45 -> 0.15 s at national scale). The result holds
+    the same rows as a file written anew; a year rewritten after the others comes after them."""
     partial = warehouse.with_name(f".{warehouse.name}.publishing")
     partial.unlink(missing_ok=True)
     with duckdb.connect() as conn:
         conn.execute(f"ATTACH {_quoted(str(internal))} AS src (READ_ONLY)")
-        conn.execute(f"ATTACH {_quoted(str(partial))} AS pub (STORAGE_VERSION '{PUBLISHED_STORAGE_VERSION}')")
-        tables = conn.execute(f"""SELECT schema_name, table_name, comment FROM duckdb_tables()
-            WHERE database_name = 'src' AND schema_name IN {PUBLISHED_SCHEMAS} ORDER BY 1, 2""").fetchall()
-        columns = conn.execute(f"""SELECT schema_name, table_name, column_name, comment FROM duckdb_columns()
-            WHERE database_name = 'src' AND schema_name IN {PUBLISHED_SCHEMAS} ORDER BY 1, 2""").fetchall()
-        with transaction(conn):  # one commit for the whole file, not one per statement (0.1 s of 0.55)
+        _attach_starting_point(conn, warehouse, partial)
+        wanted, present = _catalog(conn, "src"), _catalog(conn, "pub")
+        # a mart rebuilt by year has its rows in build order: written in grain order, as a whole build has them
+        grains = {model.name: model.grain for model in all_models() if model.materialized == "table" and model.grain}
+        with transaction(conn):  # one commit for the whole file, not one per statement
+            for schema, table in present.keys() - wanted.keys():
+                conn.execute(f"DROP TABLE pub.{schema}.{table}")
             for schema in PUBLISHED_SCHEMAS:
-                conn.execute(f"CREATE SCHEMA pub.{schema}")
-            # a mart rebuilt by year has its rows in build order: published in grain order, as a whole build has them
-            grains = {model.name: model.grain for model in all_models() if model.materialized == "table" and model.grain}
-            for schema, table, comment in tables:
-                select = "* REPLACE (NULL::VARCHAR AS value)" if (schema, table) == ("meta", "quarantine") else "*"
-                order = f" ORDER BY {', '.join(grains[f'{schema}.{table}'])}" if f"{schema}.{table}" in grains else ""
-                conn.execute(f"CREATE TABLE pub.{schema}.{table} AS SELECT {select} FROM src.{schema}.{table}{order}")
-                conn.execute(f"COMMENT ON TABLE pub.{schema}.{table} IS {_quoted(comment)}")
-            for schema, table, column, comment in columns:
-                if (schema, table, column) == ("meta", "quarantine", "value"):
-                    comment = "The offending value as delivered: kept in the internal file for stewards (boligdata quarantine list)."
-                conn.execute(f"COMMENT ON COLUMN pub.{schema}.{table}.{column} IS {_quoted(comment)}")
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS pub.{schema}")
+            for (schema, table), (comment, columns) in sorted(wanted.items()):
+                name, select = f"{schema}.{table}", _published_select(schema, table)
+                order = f" ORDER BY {', '.join(grains[name])}" if name in grains else ""
+                if present.get((schema, table)) != (comment, columns):
+                    conn.execute(f"DROP TABLE IF EXISTS pub.{name}")
+                    conn.execute(f"CREATE TABLE pub.{name} AS SELECT {select} FROM src.{name}{order}")
+                    conn.execute(f"COMMENT ON TABLE pub.{name} IS {_quoted(comment)}")
+                    for column, _, description in columns:
+                        conn.execute(f"COMMENT ON COLUMN pub.{name}.{column} IS {_quoted(description)}")
+                    continue
+                by_year = any(column == "year" for column, _, _ in columns)
+                changed = _changed_years(conn, schema, table, by_year)
+                if not changed:
+                    continue
+                rows = f"year IN ({', '.join(map(str, changed))})" if by_year and None not in changed else "true"
+                conn.execute(f"DELETE FROM pub.{name} WHERE {rows}")
+                conn.execute(f"INSERT INTO pub.{name} SELECT {select} FROM src.{name} WHERE {rows}{order}")
         conn.execute("DETACH pub")
     with open(partial, "rb") as handle:
         os.fsync(handle.fileno())

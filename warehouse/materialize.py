@@ -39,7 +39,9 @@ from warehouse.transaction import transaction
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 MEASURE_VIEW_PREFIX = "measures__"  # core views that feed core.measures
 _RELATION = re.compile(r"\b(?:core|marts)\.\w+")
-MEASURE_COLUMNS = "level, scope_id, kommune_code, year::INTEGER AS year, measure, value::DOUBLE AS value"
+# TRY_CAST: DuckDB moves no filter below a cast that may fail, so with ::INTEGER a partial build's year
+# filter ran after all 5M police reports were counted (0.14 s, not 0.035); a year fits (audited not null)
+MEASURE_COLUMNS = "level, scope_id, kommune_code, TRY_CAST(year AS INTEGER) AS year, measure, value::DOUBLE AS value"
 
 
 class ModelError(Exception):
@@ -133,6 +135,7 @@ def all_models() -> tuple[Model, ...]:
         "core.measures", "\nUNION ALL\n".join(f"SELECT {MEASURE_COLUMNS} FROM {v}" for v in sorted(measure_views)), "table",
         "Additive measures per level, scope and year from every source (union of the core.measures__<source> views).",
         "warehouse/materialize.py", depends_on=tuple(sorted(measure_views)), grain=("level", "scope_id", "year", "measure"),
+        audits={"not_null": ["level", "scope_id", "year", "measure"]},
         partition_by="year"))  # every source's measures are per year (tests/test_marts.py checks it)
     models.append(Model(
         "core.disclosure", inspect.getsource(disclosure), "table",

@@ -16,6 +16,7 @@ import datetime as dt
 import difflib
 import html
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import duckdb
@@ -93,15 +94,25 @@ class DeskStatus:
     generated_at: dt.datetime
     reference_dir: Path
     rejected: list[dict] = field(default_factory=list)
-    problems: list[dict] = field(default_factory=list)  # open quarantine rows, one per broken rule
+    # open quarantine rows, one per broken rule, described (column, rule_description, hint); as dicts: `problems`
+    problem_rows: pl.DataFrame = field(default_factory=pl.DataFrame)
     groups: list[dict] = field(default_factory=list)  # open problems by source and rule
     closed: list[dict] = field(default_factory=list)  # recently closed problems and dismissed files
     actions: list[dict] = field(default_factory=list)  # the steward action log, newest first
     reference_notes: list[str] = field(default_factory=list)
 
+    @cached_property
+    def problems(self) -> list[dict]:
+        return self.problem_rows.to_dicts()
+
+    @property
+    def open_rows(self) -> int:
+        """Quarantined rows open (a row may break several rules)."""
+        return self.problem_rows.select("delivery_id", "line_number").n_unique() if self.problem_rows.height else 0
+
     @property
     def open_count(self) -> int:
-        return len(self.rejected) + len(self.problems)
+        return len(self.rejected) + self.problem_rows.height
 
     def as_dict(self) -> dict:
         def plain(value):
@@ -163,16 +174,16 @@ def read_status(warehouse: Path, reference_dir: Path | None = None) -> DeskStatu
         names = {}
         status.reference_notes.append(str(problem))
     # a national run holds tens of thousands of open rows with a handful of distinct (rule, column, value):
-    # each is described, and its closest names found (difflib), once
-    described: dict[tuple, tuple] = {}
-    status.problems = problems.to_dicts()
-    for row in status.problems:
-        key = (row["source"], row["rule"], row["column_name"], row["value"])
-        if key not in described:
-            described[key] = (header_of(row["source"], row["column_name"]),
-                              describe_rule(row["source"], row["rule"], row["column_name"]),
-                              closest(row["value"], names.get(row["rule"], {})) if row["rule"] in HINTED_RULES else [])
-        row["column"], row["rule_description"], row["hint"] = described[key]
+    # each is described, and its closest names found (difflib), once, and joined to its rows
+    keys = ["source", "rule", "column_name", "value"]
+    described = problems.select(keys).unique(maintain_order=True)
+    described = described.with_columns(
+        column=pl.Series([header_of(source, column) for source, _, column, _ in described.iter_rows()], dtype=pl.Utf8),
+        rule_description=pl.Series([describe_rule(source, rule, column) for source, rule, column, _ in described.iter_rows()],
+                                   dtype=pl.Utf8),
+        hint=pl.Series([closest(value, names.get(rule, {})) if rule in HINTED_RULES else []
+                        for _, rule, _, value in described.iter_rows()], dtype=pl.List(pl.Utf8)))
+    status.problem_rows = problems.join(described, on=keys, how="left", nulls_equal=True, maintain_order="left")
     for row in closed.iter_rows(named=True):
         row["column"] = header_of(row["source"], row["column_name"])
         status.closed.append(row)
@@ -228,7 +239,7 @@ def render_status_html(status: DeskStatus, links: bool = False, controls=None) -
     """The standing page. LINKS: same-origin links to each problem's rows (the desk); CONTROLS(kind, item)
     returns the desk's forms for an item (none on the offline page)."""
     controls = controls or (lambda kind, item: "")
-    open_rows = len({(p["delivery_id"], p["line_number"]) for p in status.problems})
+    open_rows = status.open_rows
     parts = [
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
         "<title>boligdata: the steward's desk</title>",
@@ -262,15 +273,16 @@ def render_status_html(status: DeskStatus, links: bool = False, controls=None) -
             [_e(g["source"]), f"<code>{_e(g['rule'])}</code>", _e(g["column"]), str(g["rows"]),
              ", ".join(_e(d) for d in g["deliveries"]), _e(g["since"]), _e(g["rule_description"]), controls("group", g)]
             for g in status.groups], {3}))
-        for (source, rule), rows in _by_group(status.problems).items():
+        for (source, rule), group in status.problem_rows.group_by("source", "rule", maintain_order=True):
+            rows = group.head(ROWS_SHOWN_PER_GROUP).to_dicts()  # a page lists a group's first rows, not 24,701
             parts.append(f"<h3>{_e(source)}: <code>{_e(rule)}</code></h3>")
             parts.append(_table(["delivery", "file", "line", "column", "value as delivered", "closest known", "note", ""], [
                 [(f'<a href="/delivery/{p["delivery_id"]}">{p["delivery_id"]}</a>' if links else _e(p["delivery_id"])),
                  _e(p["file_name"]), _e(p["line_number"]), _e(p["column"]), f"<span class=value>{_e(p['value'])}</span>",
                  "<span class=hint>" + _e(", ".join(p["hint"])) + "</span>", _e(p["note"]), controls("row", p)]
-                for p in rows[:ROWS_SHOWN_PER_GROUP]], {0, 2}))
-            if len(rows) > ROWS_SHOWN_PER_GROUP:
-                parts.append(f"<p class=muted>The first {ROWS_SHOWN_PER_GROUP} of {len(rows)} rows; the group's line above "
+                for p in rows], {0, 2}))
+            if group.height > ROWS_SHOWN_PER_GROUP:
+                parts.append(f"<p class=muted>The first {ROWS_SHOWN_PER_GROUP} of {group.height} rows; the group's line above "
                              "acts on all of them. Every row: <code>boligdata status --format csv</code>.</p>")
     else:
         parts.append("<p>None open.</p>")
@@ -296,13 +308,6 @@ def render_status_html(status: DeskStatus, links: bool = False, controls=None) -
                  "<li>A row that is right to leave out: <code>boligdata quarantine waive --reason ...</code>.</li></ul>")
     parts.append("</body></html>")
     return "\n".join(parts)
-
-
-def _by_group(problems: list[dict]) -> dict[tuple, list[dict]]:
-    grouped: dict[tuple, list[dict]] = {}
-    for p in problems:
-        grouped.setdefault((p["source"], p["rule"]), []).append(p)
-    return grouped
 
 
 def status_page_path(warehouse: Path) -> Path:

@@ -40,7 +40,8 @@ plan_measures AS (
     GROUP BY m.measure, pa.plan_id, m.year, ps.area_count
     HAVING count(DISTINCT m.scope_id) = ps.area_count
 ),
-scoped_measures AS (
+-- NOT MATERIALIZED: inlined where used, so that a partial build's filter on year reaches core.measures
+scoped_measures AS NOT MATERIALIZED (
     SELECT measure, level, scope_id, year, value FROM core.measures
     UNION ALL
     SELECT measure, level, scope_id, year, value FROM plan_measures

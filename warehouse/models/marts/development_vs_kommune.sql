@@ -8,6 +8,11 @@ description: >-
   count is never compared with the whole kommune's count.
 depends_on: [marts.indicator_values, ref.plans, ref.plan_areas, ref.indicators]
 grain: [indicator, plan_id, scope_id, year]
+partition_by: year
+# a year's rows also read the baseline years' values: when any of those changed, every year is rebuilt
+partition_guard: >-
+  SELECT count(*), sum(hash(indicator, level, scope_id, year, value, suppressed)::HUGEINT) FROM marts.indicator_values
+  WHERE year IN (SELECT coalesce(baseline_year, year(start_date) - 1) FROM ref.plans)
 columns:
   indicator: Catalog id (ref.indicators); rates and shares only.
   plan_id: Plan whose baseline year is used.
