@@ -1,5 +1,6 @@
 """The real Prefect flow, under one temporary Prefect server for the whole session."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -134,15 +135,12 @@ def test_quarantine_retry_flow_releases_rows_after_a_reference_fix_and_republish
     assert not (tmp_path / ".w.duckdb.building").exists()
 
 
-def test_flow_runs_send_no_heartbeats_unless_the_operator_asks(monkeypatch):
+def test_flow_runs_send_no_heartbeats_unless_the_operator_asks():
     """Prefect 3.8.8 ends a run only when its heartbeat thread wakes (up to a second later): our runs
-    run without it, unless PREFECT_FLOWS_HEARTBEAT_FREQUENCY is set (then Prefect's value holds)."""
+    run without it, unless the operator set a frequency (then Prefect's value holds)."""
+    from conftest import REPO
     from prefect import flow
-    from prefect.settings import (
-        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
-        get_current_settings,
-        temporary_settings,
-    )
+    from prefect.settings import get_current_settings
 
     from flows.prefect_settings import flow_run_settings
 
@@ -150,14 +148,18 @@ def test_flow_runs_send_no_heartbeats_unless_the_operator_asks(monkeypatch):
     def heartbeat_frequency():
         return get_current_settings().flows.heartbeat_frequency
 
-    def as_prefect_read_the_environment():
-        return temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: 60})
-
-    with as_prefect_read_the_environment(), flow_run_settings():
+    with flow_run_settings():
         assert heartbeat_frequency() is None
-    monkeypatch.setenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "60")
-    with as_prefect_read_the_environment(), flow_run_settings():
-        assert heartbeat_frequency() == 60
+    # the operator's setting is read when Prefect is imported: a process of its own for each
+    script = ("from prefect.settings import get_current_settings\nfrom flows.prefect_settings import flow_run_settings\n"
+              "with flow_run_settings():\n    print(get_current_settings().flows.heartbeat_frequency)")
+    unset = {k: v for k, v in os.environ.items() if not k.endswith("_HEARTBEAT_FREQUENCY")}
+    for operator, expected in (({}, "None"), ({"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "60"}, "60"),
+                               ({"PREFECT_RUNNER_HEARTBEAT_FREQUENCY": "45"}, "45")):
+        out = subprocess.run([sys.executable, "-c", script], cwd=REPO, env={**unset, **operator}, capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split()[-1] == expected
 
 
 def test_writing_steps_retry_transient_errors_only():

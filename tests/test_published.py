@@ -146,3 +146,22 @@ def test_a_run_killed_between_its_two_renames_is_published_by_the_next_writer(pu
     assert published_is_current(warehouse)
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         assert conn.execute("SELECT count(*) FROM meta.runs WHERE run_id = 'ahead'").fetchall() == [(1,)]
+
+
+def test_a_file_that_cannot_serve_as_the_starting_point_is_published_anew(published, tmp_path):
+    """FILE in another storage version, or damaged (a zeroed block): not copied forward, written anew."""
+    internal = internal_path(published)
+    fresh = _written_anew(internal, tmp_path / "anew.duckdb")
+    newer, damaged = tmp_path / "newer.duckdb", tmp_path / "damaged.duckdb"
+    with duckdb.connect(str(newer)) as conn:  # DuckDB 2.0's own storage version, which 1.4/1.5 cannot open
+        conn.execute("CREATE SCHEMA marts; CREATE TABLE marts.indicator_values AS SELECT 1 AS year")
+    shutil.copyfile(published, damaged)
+    with open(damaged, "r+b") as handle:
+        handle.seek(damaged.stat().st_size // 2)
+        handle.write(b"\0" * 262144)
+    for warehouse in (newer, damaged):
+        write_published(internal, warehouse)
+        assert _contents(warehouse) == fresh
+        with duckdb.connect(str(warehouse), read_only=True) as conn:
+            assert conn.execute("SELECT tags['storage_version'] FROM duckdb_databases() "
+                                "WHERE database_name = current_database()").fetchall() == [("v1.4.0+",)]

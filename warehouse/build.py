@@ -153,39 +153,33 @@ def _changed_years(conn: duckdb.DuckDBPyConnection, schema: str, table: str, by_
         WHERE src.n IS DISTINCT FROM pub.n OR src.h IS DISTINCT FROM pub.h""").fetchall()]
 
 
-def _attach_starting_point(conn: duckdb.DuckDBPyConnection, warehouse: Path, partial: Path) -> None:
-    """Attach `pub`: a copy of FILE if it is a published file (its storage version comes with it),
-    else a new file in the storage version analysts' clients read."""
-    if warehouse.exists():
-        shutil.copyfile(warehouse, partial)
-        try:
-            conn.execute(f"ATTACH {_quoted(str(partial))} AS pub")
-            foreign = conn.execute(f"""SELECT count(*) FROM duckdb_tables()
-                WHERE database_name = 'pub' AND schema_name NOT IN {PUBLISHED_SCHEMAS}""").fetchall()[0][0]
-            if not foreign:
-                return
-            conn.execute("DETACH pub")  # a warehouse from before the split held every layer in FILE
-        except duckdb.Error:
-            pass  # not a DuckDB file we can read: FILE is written anew
-        partial.unlink()
-    conn.execute(f"ATTACH {_quoted(str(partial))} AS pub (STORAGE_VERSION '{PUBLISHED_STORAGE_VERSION}')")
+def _is_starting_point(conn: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the attached copy of FILE (`pub`) is a published file in the storage version analysts'
+    clients read: a warehouse from before the split held every layer in FILE."""
+    (tags,) = conn.execute("SELECT tags FROM duckdb_databases() WHERE database_name = 'pub'").fetchall()[0]
+    foreign = conn.execute(f"""SELECT count(*) FROM duckdb_tables()
+        WHERE database_name = 'pub' AND schema_name NOT IN {PUBLISHED_SCHEMAS}""").fetchall()[0][0]
+    return tags.get("storage_version") == f"{PUBLISHED_STORAGE_VERSION}+" and not foreign
 
 
-def write_published(internal: Path, warehouse: Path) -> None:
-    """FILE from the internal file: the published schemas only, with their descriptions, in the storage
-    version analysts' clients read; written beside FILE and renamed over it in one step.
-
-    FILE's last version is the starting point and only what differs is written: a table whose columns
-    or descriptions changed is written anew, other tables by the years whose rows changed (one new month
-    rewrites a year of each mart, not all of them: 0.45 -> 0.15 s at national scale). The result holds
-    the same rows as a file written anew; a year rewritten after the others comes after them."""
-    partial = warehouse.with_name(f".{warehouse.name}.publishing")
-    partial.unlink(missing_ok=True)
+def _write_partial(internal: Path, partial: Path, last: Path | None) -> None:
+    """The published schemas of the internal file into `partial`: from a copy of `last` (FILE as the
+    last run published it), rewriting only what differs, or (None, or not a starting point) anew."""
+    for leftover in (partial, partial.with_name(f"{partial.name}.wal")):
+        leftover.unlink(missing_ok=True)
     with duckdb.connect() as conn:
         conn.execute(f"ATTACH {_quoted(str(internal))} AS src (READ_ONLY)")
-        _attach_starting_point(conn, warehouse, partial)
+        if last is not None:
+            shutil.copyfile(last, partial)
+            conn.execute(f"ATTACH {_quoted(str(partial))} AS pub")
+            if not _is_starting_point(conn):
+                conn.execute("DETACH pub")
+                partial.unlink()
+                last = None
+        if last is None:
+            conn.execute(f"ATTACH {_quoted(str(partial))} AS pub (STORAGE_VERSION '{PUBLISHED_STORAGE_VERSION}')")
         wanted, present = _catalog(conn, "src"), _catalog(conn, "pub")
-        # a mart rebuilt by year has its rows in build order: written in grain order, as a whole build has them
+        # the rows of a table written anew, or of a year written again, come in grain order
         grains = {model.name: model.grain for model in all_models() if model.materialized == "table" and model.grain}
         with transaction(conn):  # one commit for the whole file, not one per statement
             for schema, table in present.keys() - wanted.keys():
@@ -210,6 +204,24 @@ def write_published(internal: Path, warehouse: Path) -> None:
                 conn.execute(f"DELETE FROM pub.{name} WHERE {rows}")
                 conn.execute(f"INSERT INTO pub.{name} SELECT {select} FROM src.{name} WHERE {rows}{order}")
         conn.execute("DETACH pub")
+
+
+def write_published(internal: Path, warehouse: Path) -> None:
+    """FILE from the internal file: the published schemas only, with their descriptions, in the storage
+    version analysts' clients read; written beside FILE and renamed over it in one step.
+
+    FILE's last version is the starting point and only what differs is written: a table whose columns
+    or descriptions changed is written anew, other tables by the years whose rows changed (one new month
+    rewrites a year of each mart, not all of them: 0.45 -> 0.15 s at national scale). The result holds
+    the same rows as a file written anew; a year written again comes after the others. A FILE that
+    cannot serve (damaged, or copied while an analyst's session checkpointed it) is written anew."""
+    partial = warehouse.with_name(f".{warehouse.name}.publishing")
+    try:
+        _write_partial(internal, partial, warehouse if warehouse.exists() else None)
+    except duckdb.Error:
+        if not warehouse.exists():
+            raise
+        _write_partial(internal, partial, None)  # what fails again here is not FILE's fault: it is raised
     with open(partial, "rb") as handle:
         os.fsync(handle.fileno())
     os.replace(partial, warehouse)

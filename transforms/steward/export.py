@@ -25,7 +25,8 @@ def export_marts(warehouse: Path, directory: Path) -> list[Path]:
                     continue
                 described = dict(conn.execute("SELECT column_name, comment FROM duckdb_columns() "
                                               "WHERE schema_name = ? AND table_name = ?", [schema, table]).fetchall())
-                data = conn.sql(f"SELECT * FROM {schema}.{table}").to_arrow_table()
+                # in value order: a run writes only the years that changed, and those come last in FILE
+                data = conn.sql(f"SELECT * FROM {schema}.{table} ORDER BY ALL").to_arrow_table()
                 fields = [field.with_metadata({"description": described.get(field.name) or ""}) for field in data.schema]
                 schema_with_descriptions = pa.schema(fields, metadata={"description": table_comment or ""})
                 target = directory / f"{schema}.{table}.parquet"
