@@ -145,7 +145,16 @@ def _run(args: argparse.Namespace) -> int:
         interrupted.append(signum)
         raise KeyboardInterrupt
 
+    def on_unraisable(unraisable, print_it=sys.unraisablehook):
+        # Ctrl-C that lands in a finalizer is swallowed there (Python prints "Exception ignored in ..."
+        # and goes on): deliver it again a moment later, after the finalizer, to stop the run's own code
+        if isinstance(unraisable.exc_value, KeyboardInterrupt) and interrupted:
+            threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+        else:
+            print_it(unraisable)
+
     signal.signal(signal.SIGINT, on_interrupt)
+    sys.unraisablehook = on_unraisable
     # GX's import (about 2 s of CPU) overlaps the temporary Prefect server's start-up, during which this
     # process mostly waits; the first validation would otherwise pay it after the server is up
     threading.Thread(target=validate.warm_up, name="gx-warm-up", daemon=True).start()
