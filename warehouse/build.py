@@ -21,7 +21,7 @@ import duckdb
 from transforms.ledger.runs import RunSummary, record_run
 from warehouse.files import PUBLISHED_SCHEMAS, internal_file, internal_path
 from warehouse.load import ensure_schema
-from warehouse.materialize import all_models
+from warehouse.materialize import all_models, of_years
 from warehouse.transaction import transaction
 
 
@@ -200,7 +200,7 @@ def _write_partial(internal: Path, partial: Path, last: Path | None) -> None:
                 changed = _changed_years(conn, schema, table, by_year)
                 if not changed:
                     continue
-                rows = f"year IN ({', '.join(map(str, changed))})" if by_year and None not in changed else "true"
+                rows = of_years(tuple(changed)) if by_year and None not in changed else "true"
                 conn.execute(f"DELETE FROM pub.{name} WHERE {rows}")
                 conn.execute(f"INSERT INTO pub.{name} SELECT {select} FROM src.{name} WHERE {rows}{order}")
         conn.execute("DETACH pub")

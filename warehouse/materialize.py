@@ -183,7 +183,7 @@ def load_reference_tables(conn: duckdb.DuckDBPyConnection, reference_dir: Path) 
             conn.execute(f"COMMENT ON COLUMN ref.{name}.{column} IS {_quote(description)}")
 
 
-def _of_years(years: tuple[int, ...]) -> str:
+def of_years(years: tuple[int, ...]) -> str:
     """SQL: the rows of these years."""
     return f"year IN ({', '.join(map(str, years))})" if years else "false"
 
@@ -217,7 +217,7 @@ def _failing_rows(conn: duckdb.DuckDBPyConnection, model: Model, rebuilt: str | 
 
 def _build(conn: duckdb.DuckDBPyConnection, model: Model, years: tuple[int, ...] | None = None) -> None:
     """Build the model whole, or (`years`) only those years of a table partitioned by year."""
-    rebuilt = None if years is None else _of_years(years)
+    rebuilt = None if years is None else of_years(years)
     try:
         if model.build:
             model.build(conn, rebuilt)
