@@ -1,4 +1,5 @@
 import os
+import sys
 from pathlib import Path
 
 import duckdb
@@ -15,6 +16,13 @@ for name, value in {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "fa
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO.parent / "shared" / "golden-2"
+
+
+def boligdata_command() -> list[str]:
+    """The `boligdata` command as `make setup` installs it, else the module it runs."""
+    installed = REPO / ".venv" / "bin" / "boligdata"
+    return [str(installed)] if installed.exists() else [sys.executable, "-m", "flows.cli"]
+
 
 SIGTELSER_HEADER = "År;Kommunekode;Område;Lovområde;Afgørelser;Sigtelser;Sigtede;Sigtede 15-29 år"
 NOEGLETAL_HEADER = "År;Kommunekode;Område;Indikator;Tæller;Nævner"

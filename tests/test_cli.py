@@ -1,10 +1,9 @@
 import json
 import shutil
 import subprocess
-import sys
 
 import duckdb
-from conftest import REPO
+from conftest import REPO, boligdata_command
 
 from flows.cli import main
 from transforms.reference import DEFAULT_REFERENCE_DIR
@@ -26,9 +25,7 @@ def test_a_missing_landing_folder_stops_the_run(tmp_path, capsys):
 
 
 def boligdata(*args, timeout=300):
-    installed = REPO / ".venv" / "bin" / "boligdata"
-    command = [str(installed)] if installed.exists() else [sys.executable, "-m", "flows.cli"]
-    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([*boligdata_command(), *args], capture_output=True, text=True, timeout=timeout)
 
 
 def test_a_run_that_cannot_complete_exits_non_zero_with_one_line_and_no_warehouse(tmp_path):

@@ -4,7 +4,14 @@ import os
 import re
 
 import pytest
-from conftest import SIGTELSER_HEADER, ingest_all, land, query, sigtelser_year
+from conftest import (
+    SIGTELSER_HEADER,
+    boligdata_command,
+    ingest_all,
+    land,
+    query,
+    sigtelser_year,
+)
 
 from transforms.reference import (
     DEFAULT_REFERENCE_DIR,
@@ -292,9 +299,6 @@ def test_an_unclosed_quote_in_the_header_is_named(paths):
 
 def test_a_failed_run_says_nothing_of_it_was_published(tmp_path):
     import subprocess
-    import sys
-
-    from conftest import REPO
 
     landing = tmp_path / "landing"
     land(landing, "politi_sigtelser", "s.csv", [SIGTELSER_HEADER, *sigtelser_year(2016, "Motalavej")])
@@ -303,8 +307,7 @@ def test_a_failed_run_says_nothing_of_it_was_published(tmp_path):
 
     shutil.copytree(DEFAULT_REFERENCE_DIR, reference)
     (reference / "areas.csv").write_text("area_id;name;kommune_code\nmotalavej;Motalavej;330\nmotalavej;Igen;330\n")
-    installed = REPO / ".venv" / "bin" / "boligdata"
-    command = [str(installed)] if installed.exists() else [sys.executable, "-m", "flows.cli"]
+    command = boligdata_command()
     run = subprocess.run([*command, "run", "--landing", str(landing), "--warehouse", str(tmp_path / "w.duckdb"),
                           "--reference", str(reference)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 1
@@ -334,9 +337,6 @@ def test_a_full_disk_fails_the_run_with_one_line_and_leaves_the_published_file_a
                                                                                                prefect_server):
     import hashlib
     import subprocess
-    import sys
-
-    from conftest import REPO
 
     from flows.pipeline import run_pipeline
 
@@ -349,8 +349,7 @@ def test_a_full_disk_fails_the_run_with_one_line_and_leaves_the_published_file_a
     filler.write_bytes(b"\0" * (stat.f_bavail * stat.f_frsize - 256 * 1024))
     land(landing, "politi_sigtelser", "2017.csv", [SIGTELSER_HEADER, *sigtelser_year(2017, "Motalavej")])
 
-    installed = REPO / ".venv" / "bin" / "boligdata"
-    command = [str(installed)] if installed.exists() else [sys.executable, "-m", "flows.cli"]
+    command = boligdata_command()
     run = subprocess.run([*command, "run", "--landing", str(landing), "--warehouse", str(warehouse)],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 1
@@ -372,15 +371,11 @@ def test_an_ingestion_that_fails_names_its_error_not_the_validation_it_left_pend
     """A spill folder that cannot be made (BOLIGDATA_SPILL_DIR names a file): the one line says why, not
     Prefect's "Run is in PENDING state" of the validation that waited on it."""
     import subprocess
-    import sys
-
-    from conftest import REPO
 
     landing, warehouse, not_a_folder = tmp_path / "landing", tmp_path / "w.duckdb", tmp_path / "spill"
     land(landing, "politi_sigtelser", "s.csv", [SIGTELSER_HEADER, *sigtelser_year(2016, "Motalavej")])
     not_a_folder.write_text("a file, not a folder")
-    installed = REPO / ".venv" / "bin" / "boligdata"
-    command = [str(installed)] if installed.exists() else [sys.executable, "-m", "flows.cli"]
+    command = boligdata_command()
     run = subprocess.run([*command, "run", "--landing", str(landing), "--warehouse", str(warehouse)], capture_output=True,
                          text=True, timeout=300, env={**os.environ, "BOLIGDATA_SPILL_DIR": str(not_a_folder)})
     assert run.returncode == 1

@@ -8,7 +8,6 @@ import datetime as dt
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -16,8 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import (
     NOEGLETAL_HEADER,
-    REPO,
     SIGTELSER_HEADER,
+    boligdata_command,
     ingest_all,
     query,
     sigtelser_year,
@@ -60,8 +59,7 @@ def assert_nothing_left(mark: str, within: float = 10.0) -> None:
 
 def cli(*args: str, mark: str, start_new_session: bool = False, **extra_env: str) -> subprocess.Popen:
     """The installed `boligdata` command, on an ephemeral Prefect server of its own."""
-    installed = REPO / ".venv" / "bin" / "boligdata"
-    command = [str(installed)] if installed.exists() else [sys.executable, "-m", "flows.cli"]
+    command = boligdata_command()
     env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "BOLIGDATA_RECORD_NOOP")}
     env.update({MARK: mark, **extra_env})
     return subprocess.Popen([*command, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

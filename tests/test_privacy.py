@@ -5,13 +5,12 @@ does not know are named to the steward, never silently dropped, and their values
 
 import os
 import subprocess
-import sys
 import time
 
 import duckdb
 import polars as pl
 import pytest
-from conftest import REPO, ingest_all, land, query
+from conftest import boligdata_command, ingest_all, land, query
 
 from flows.cli import main
 from transforms.intake.read import first_cpr_like, read_text_rows
@@ -207,8 +206,7 @@ def test_a_real_run_repeats_no_cpr_like_value_in_any_output(tmp_path):
     small = {case: spec for case, spec in CASES.items() if case != "one CPR after 100,000 clean rows"}
     for _, _, deliver, cpr, _ in small.values():
         deliver(landing, cpr)
-    installed = REPO / ".venv" / "bin" / "boligdata"
-    command = [str(installed)] if installed.exists() else [sys.executable, "-m", "flows.cli"]
+    command = boligdata_command()
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect_home")}
     run = subprocess.run([*command, "run", "--landing", str(landing), "--warehouse", str(warehouse)],
                          capture_output=True, text=True, timeout=300, env=env)
