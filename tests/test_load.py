@@ -202,3 +202,36 @@ def test_a_file_and_its_correction_in_one_run_load_as_if_they_came_in_two(paths)
         (2, 3, "duplicate_id", "open", "already loaded by delivery 1, line 2")]
     assert query(warehouse, "SELECT anmeldelses_id, delivery_id, kategori FROM staging.politi_anmeldelser ORDER BY 1") == [
         ("A1", 3, "Hærværk"), ("A2", 2, "Vold")]
+
+
+def test_files_typed_together_keep_their_own_verdicts_and_rows(paths):
+    """A batch's files are typed in one pass (transforms/intake/batches.py): a file whose column holds no
+    value of its type is rejected alone, with its own first value, and the others load their own rows."""
+    landing, warehouse = paths
+    now = time.time()
+    for number, (name, taeller) in enumerate([("a.csv", "1.350"), ("b.csv", "mange"), ("c.csv", "7")]):
+        land(landing, "kommune_noegletal", name, [NOEGLETAL_HEADER, f"{2016 + number};330;Sydbyen;befolkning;{taeller};",
+                                                  f"{2016 + number};101;Hele kommunen;befolkning;{taeller};"], mtime=now - 10 + number)
+    rows = ingest_all(landing, warehouse, build_marts=False)
+    assert [(r["file_name"], r["status"], r["reason"], r["rows_loaded"]) for r in rows] == [
+        ("a.csv", "loaded", None, 2),
+        ("b.csv", "rejected", "column 'Tæller': no value is a number (first value 'mange')", None),
+        ("c.csv", "loaded", None, 2)]
+    assert query(warehouse, "SELECT delivery_id, line_number, aar, taeller FROM staging.kommune_noegletal ORDER BY 1, 2") == [
+        (1, 2, 2016, 1350.0), (1, 3, 2016, 1350.0), (3, 2, 2018, 7.0), (3, 3, 2018, 7.0)]
+    assert query(warehouse, "SELECT delivery_id, count(*) FROM raw.kommune_noegletal GROUP BY 1 ORDER BY 1") == [(1, 2), (3, 2)]
+
+
+def test_batches_hold_one_source_in_landing_order_the_largest_source_first(tmp_path):
+    import datetime as dt
+
+    from transforms.intake.batches import delivery_batches
+    from transforms.ledger.deliveries import Delivery
+
+    def delivery(delivery_id, source, size):
+        return Delivery(delivery_id, source, f"{delivery_id}.csv", tmp_path / f"{delivery_id}.csv", "", size, dt.datetime(2026, 1, 1))
+
+    deliveries = [delivery(1, "politi_sigtelser", 10), delivery(2, "politi_anmeldelser", 60), delivery(3, "politi_sigtelser", 10),
+                  delivery(4, "politi_anmeldelser", 60), delivery(5, "politi_anmeldelser", 60)]
+    batches = delivery_batches(deliveries, max_bytes=100)
+    assert [[d.delivery_id for d in batch] for batch in batches] == [[2], [4], [5], [1, 3]]

@@ -120,3 +120,29 @@ def test_every_area_spelling_the_spec_lists_is_an_alias():
         for spelling in spellings:
             found = scopes.get(normalize_label(spelling))
             assert found is not None and area in str(found), spelling
+
+
+def test_a_large_file_is_typed_once_per_distinct_value_with_the_same_outcome():
+    """From _LOOKUP_FROM_ROWS rows on, each distinct text is typed once and looked up per row: the values,
+    the problems and the rows they name are those of typing row by row."""
+    from transforms.intake.stage import _LOOKUP_FROM_ROWS
+
+    cycle = {"aar": ["2016", "2017", "20x6", " 2018 ", "2016", "..", "2016"],
+             "taeller": ["1.126,8", "12.5", "", "..", "-3", "1" + "0" * 400, "7,25"],
+             "naevner": ["24", "1.000", "2,5", " ", "99999999999999999999", "0", "+12"]}
+    rows = _LOOKUP_FROM_ROWS + 3
+    raw = pl.DataFrame({"line_number": range(2, rows + 2), "kommunekode": ["330"] * rows, "omraade": ["Sydbyen"] * rows,
+                        "indikator": ["befolkning"] * rows,
+                        **{column: [values[i % len(values)] for i in range(rows)] for column, values in cycle.items()}},
+                       schema_overrides={"line_number": pl.Int64}).select("line_number", *(c.name for c in NOEGLETAL.columns))
+    looked_up = stage_rows(raw, NOEGLETAL, load_reference())
+    row_by_row = stage_rows(raw.head(len(cycle["aar"])), NOEGLETAL, load_reference())
+    first_lines = pl.col("line_number") < 2 + len(cycle["aar"])
+    assert looked_up.frame.filter(first_lines).equals(row_by_row.frame)
+    assert looked_up.problems.filter(first_lines).sort("line_number", "column_name").equals(
+        row_by_row.problems.sort("line_number", "column_name"))
+    assert row_by_row.problems.select("line_number", "column_name", "value").sort("line_number", "column_name").rows() == [
+        (3, "taeller", "12.5"), (4, "aar", "20x6"), (4, "naevner", "2,5"), (6, "naevner", "99999999999999999999"),
+        (7, "taeller", "1" + "0" * 400)]
+    problems_at = [0, 1, 2, 0, 1, 1, 0]  # per position in the cycle
+    assert looked_up.problems.height == sum(problems_at[i % len(problems_at)] for i in range(rows))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 import polars as pl
@@ -204,11 +204,21 @@ class Reference:
         """"<org key>|<afdeling>|<year>" -> area id, for departments that belong to an area on
         MEMBERSHIP_DAY of the year."""
         areas = {}
-        for org_key, afdeling, area_id, valid_from, valid_to in self.memberships:
-            for year in years:
-                if valid_from <= dt.date(year, *MEMBERSHIP_DAY) <= (valid_to or dt.date.max):
-                    areas[f"{org_key}|{afdeling}|{year}"] = area_id
+        for year in years:
+            areas |= self._department_areas_of_year(year)
         return areas
+
+    @cached_property
+    def _department_areas_by_year(self) -> dict[int, dict[str, str]]:
+        return {}  # filled per year as files ask: every delivery of departments asks for the same few years
+
+    def _department_areas_of_year(self, year: int) -> dict[str, str]:
+        if year not in self._department_areas_by_year:
+            day = dt.date(year, *MEMBERSHIP_DAY)
+            self._department_areas_by_year[year] = {
+                f"{org_key}|{afdeling}|{year}": area_id for org_key, afdeling, area_id, valid_from, valid_to in self.memberships
+                if valid_from <= day <= (valid_to or dt.date.max)}
+        return self._department_areas_by_year[year]
 
 
 @cache

@@ -1,6 +1,6 @@
 """The steps before loading, as plain functions on a batch of deliveries of one source:
 
-    ingest_deliveries (each file: archive, read, stage, spill to Parquet)
+    ingest_deliveries (each file: archive, read; a chunk of files: stage, spill to Parquet)
     -> validate_deliveries (the whole batch in one suite run)
 
 A run works in batches (`delivery_batches`) because the fixed costs are per call, not per row: a GX
@@ -9,7 +9,8 @@ client and the API server (docs/benchmarks.md).
 
 A bad file is an outcome, not an error: RejectedFile turns into a `rejected` delivery with its reason,
 and the later steps pass a settled delivery through untouched. Between steps the rows wait on disk,
-<spill dir>/<delivery_id>.<part>.parquet, so memory holds only what is being worked on:
+<spill dir>/<id of the first delivery staged with them>.<part>.parquet (rows keyed by delivery_id and
+line_number), so memory holds only what is being worked on:
 raw (text as delivered), staged (typed, with the suite's helper columns), type_problems (values that
 did not fit their type) and, after validation, problems (everything `load` quarantines)."""
 
@@ -23,49 +24,84 @@ from pathlib import Path
 
 import polars as pl
 
-from transforms.intake.read import RejectedFile, read_text_rows
-from transforms.intake.stage import stage_rows
+from transforms.intake.read import RejectedFile, TextRows, read_text_rows
+from transforms.intake.stage import stage_batch
 from transforms.intake.validate import validate_rows
 from transforms.ledger.deliveries import Delivery, archive_raw_file
-from transforms.reference import load_reference
-from transforms.sources import contract_for
+from transforms.reference import Reference, load_reference
+from transforms.sources import Contract, contract_for
 
 # Delivered bytes per batch. Validation holds a batch's rows in memory twice (polars, then pandas for
 # GX): about 64 MB of CSV is 1.5M rows, ~1 GB.
 DEFAULT_BATCH_BYTES = 64 << 20
+# Rows typed in one pass: a pass per file costs more than a small file's rows (98 files of a few dozen
+# rows took 1 s one by one), and a pass over more rows holds more in memory (a police file is ~45,000 rows).
+STAGE_CHUNK_ROWS = 100_000
 
 
 def _keyed(frame: pl.DataFrame, delivery_id: int) -> pl.DataFrame:
     return frame.select(pl.lit(delivery_id, dtype=pl.Int32).alias("delivery_id"), pl.all())
 
 
-def ingest_delivery(delivery: Delivery, archive_dir: Path, reference_dir: Path, spill_dir: Path) -> Delivery:
-    """Archive the file, read and type its rows and write them to the spill folder."""
-    delivery = archive_raw_file(delivery, archive_dir)
-    if delivery.is_settled:
-        return delivery
-    contract = contract_for(delivery.source)
-    try:
-        text_rows = read_text_rows(delivery.path, contract)
-        delivery = replace(delivery, encoding=text_rows.encoding, warnings="; ".join(text_rows.warnings) or None)
-        staged = stage_rows(text_rows.frame, contract, load_reference(reference_dir), plain_numbers=text_rows.encoding == "xlsx")
-    except RejectedFile as rejection:
-        return delivery.rejected(str(rejection))
-    spill_dir.mkdir(parents=True, exist_ok=True)
-    delivery = replace(delivery, spilled=spill_dir / str(delivery.delivery_id), rows_read=text_rows.frame.height)
-    _keyed(text_rows.frame, delivery.delivery_id).select(list(contract.raw_columns())).write_parquet(delivery.spill_path("raw"))
-    _keyed(staged.frame, delivery.delivery_id).write_parquet(delivery.spill_path("staged"))
-    _keyed(staged.problems, delivery.delivery_id).write_parquet(delivery.spill_path("type_problems"))
-    return delivery
+def _stage_and_spill(read: list[tuple[Delivery, TextRows]], contract: Contract, reference: Reference,
+                     spill_dir: Path) -> list[Delivery]:
+    """Type the rows of files read and write them to the spill folder, CSV text and XLSX cells (plain
+    numbers) apart; the deliveries of one such part share its files, <spill dir>/<first delivery id>.<part>.parquet."""
+    staged_deliveries = {}
+    for plain_numbers in (False, True):
+        part = [(delivery, text_rows) for delivery, text_rows in read if (text_rows.encoding == "xlsx") == plain_numbers]
+        if not part:
+            continue
+        raw = pl.concat([_keyed(text_rows.frame, delivery.delivery_id) for delivery, text_rows in part], rechunk=False)
+        staged, rejected = stage_batch(raw, contract, reference, plain_numbers)
+        spilled = spill_dir / str(part[0][0].delivery_id)
+        for delivery, _ in part:
+            reason = rejected.get(delivery.delivery_id)
+            staged_deliveries[delivery.delivery_id] = delivery.rejected(reason) if reason else replace(delivery, spilled=spilled)
+        if len(rejected) == len(part):
+            continue
+        spill_dir.mkdir(parents=True, exist_ok=True)
+        kept = ~pl.col("delivery_id").is_in(list(rejected))
+        raw.filter(kept).select(list(contract.raw_columns())).write_parquet(spilled.with_name(f"{spilled.name}.raw.parquet"))
+        staged.frame.write_parquet(spilled.with_name(f"{spilled.name}.staged.parquet"))
+        staged.problems.write_parquet(spilled.with_name(f"{spilled.name}.type_problems.parquet"))
+    return [staged_deliveries[delivery.delivery_id] for delivery, _ in read]
 
 
 def ingest_deliveries(deliveries: list[Delivery], archive_dir: Path, reference_dir: Path, spill_dir: Path) -> list[Delivery]:
-    return [ingest_delivery(delivery, archive_dir, reference_dir, spill_dir) for delivery in deliveries]
+    """Archive and read each file of a batch of one source; type the rows of the files read a chunk of
+    about STAGE_CHUNK_ROWS at a time and write them to the spill folder. In the order given."""
+    ingested, read, chunk_rows = {}, [], 0
+
+    def stage_and_spill_read():
+        ingested.update((d.delivery_id, d) for d in _stage_and_spill(read, contract, load_reference(reference_dir), spill_dir))
+
+    for delivery in deliveries:
+        delivery = archive_raw_file(delivery, archive_dir)
+        if delivery.is_settled:  # e.g. a folder no contract knows
+            ingested[delivery.delivery_id] = delivery
+            continue
+        contract = contract_for(delivery.source)  # the same for every file read: a batch holds one source
+        try:
+            text_rows = read_text_rows(delivery.path, contract)
+        except RejectedFile as rejection:
+            ingested[delivery.delivery_id] = delivery.rejected(str(rejection))
+            continue
+        read.append((replace(delivery, encoding=text_rows.encoding, warnings="; ".join(text_rows.warnings) or None,
+                             rows_read=text_rows.frame.height), text_rows))
+        chunk_rows += text_rows.frame.height
+        if chunk_rows >= STAGE_CHUNK_ROWS:
+            stage_and_spill_read()
+            read, chunk_rows = [], 0
+    if read:
+        stage_and_spill_read()
+    return [ingested[delivery.delivery_id] for delivery in deliveries]
 
 
 def delivery_batches(deliveries: list[Delivery], max_bytes: int | None = None) -> list[list[Delivery]]:
     """The deliveries in batches of one source and at most max_bytes of delivered files (a larger file
-    is a batch of its own), in landing order within each source."""
+    is a batch of its own), in landing order within each source; the source with the most bytes first,
+    so that its loads, the longest, overlap the intake of the smaller sources instead of following it."""
     max_bytes = max_bytes or int(os.environ.get("BOLIGDATA_BATCH_BYTES", DEFAULT_BATCH_BYTES))
     batches = []
     for _, of_source in groupby(sorted(deliveries, key=lambda d: d.source), key=lambda d: d.source):
@@ -77,7 +113,11 @@ def delivery_batches(deliveries: list[Delivery], max_bytes: int | None = None) -
             batch.append(delivery)
             size += delivery.size_bytes
         batches.append(batch)
-    return batches
+    size_of_source = {}
+    for delivery in deliveries:
+        size_of_source[delivery.source] = size_of_source.get(delivery.source, 0) + delivery.size_bytes
+    # sorted() is stable: a source's batches keep their order
+    return sorted(batches, key=lambda batch: (-size_of_source[batch[0].source], batch[0].source))
 
 
 def validate_deliveries(deliveries: list[Delivery], reference_dir: Path, today: dt.date | None = None) -> list[Delivery]:
@@ -89,15 +129,17 @@ def validate_deliveries(deliveries: list[Delivery], reference_dir: Path, today: 
     contract = contract_for(pending[0].source)
     assert all(d.source == contract.source for d in pending), "a validation batch holds one source"
 
-    def spilled(part: str) -> pl.LazyFrame:
-        return pl.scan_parquet([d.spill_path(part) for d in pending])
+    def spilled(part: str) -> pl.LazyFrame:  # deliveries staged together share their files
+        return pl.scan_parquet(list(dict.fromkeys(d.spill_path(part) for d in pending)))
 
     staged = spilled("staged").collect()
     problems = validate_rows(staged, spilled("type_problems").collect(), spilled("raw"), contract,
                              load_reference(reference_dir), today, with_notes=True)
     problems = problems.join(staged.select(pl.col("delivery_id").cast(pl.Int64), pl.col("line_number").cast(pl.Int64),
                                            "partition_key"), on=["delivery_id", "line_number"], how="left")
-    by_delivery = problems.partition_by("delivery_id", as_dict=True)
+    delivery_ids_by_file = {}
     for delivery in pending:
-        by_delivery.get((delivery.delivery_id,), problems.clear()).write_parquet(delivery.spill_path("problems"))
+        delivery_ids_by_file.setdefault(delivery.spill_path("problems"), []).append(delivery.delivery_id)
+    for path, delivery_ids in delivery_ids_by_file.items():
+        problems.filter(pl.col("delivery_id").is_in(delivery_ids)).write_parquet(path)
     return deliveries

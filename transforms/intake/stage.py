@@ -14,6 +14,7 @@ from transforms.sources import Contract, label_key
 
 MISSING_MARKERS = ("", "..")
 PROBLEM_SCHEMA = {"line_number": pl.Int64, "rule": pl.Utf8, "column_name": pl.Utf8, "value": pl.Utf8}
+ROW_KEY = ("delivery_id", "line_number")
 
 # Danish CSV numbers: "." groups thousands, "," is the decimal mark. XLSX cells carry plain numbers.
 _DANISH_INT = r"^[+-]?(\d{1,3}(\.\d{3})+|\d+)$"
@@ -23,6 +24,7 @@ _PLAIN_DECIMAL = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 _ISO_DATE = r"^\d{4}-\d{2}-\d{2}( 00:00:00)?$"
 _LARGEST_NUMBER = 2.0**53  # beyond this doubles lose whole numbers; no count or amount of ours gets near
 _PERIOD = r"^\d{4}(-H[12]|-Q[1-4])?$"
+_LOOKUP_FROM_ROWS = 10_000  # below this a file's columns are typed row by row: the lookup's set-up would cost more
 
 TYPE_WORDS = {"int": "a whole number", "decimal": "a number", "date": "a date YYYY-MM-DD",
               "period": "a year, half-year or quarter (2019, 2019-H1, 2019-Q3)"}
@@ -32,10 +34,6 @@ TYPE_WORDS = {"int": "a whole number", "decimal": "a number", "date": "a date YY
 class StagedRows:
     frame: pl.DataFrame  # line_number, typed columns, resolved scope / organisation, partition key, rule columns
     problems: pl.DataFrame  # PROBLEM_SCHEMA: one row per value that did not fit its type
-
-
-def empty_problems() -> pl.DataFrame:
-    return pl.DataFrame(schema=PROBLEM_SCHEMA)
 
 
 def _cleaned(column: str) -> pl.Expr:
@@ -68,6 +66,21 @@ def _typed(column: str, column_type: str, plain_numbers: bool) -> tuple[pl.Expr,
     fits = fits & number.is_finite() & (number.abs() < _LARGEST_NUMBER)
     number = pl.when(fits).then(number)
     return (number.cast(pl.Int64, strict=False) if column_type == "int" else number), fits
+
+
+def _typed_once_per_value(raw: pl.DataFrame, column: str, column_type: str, plain_numbers: bool) -> tuple[pl.Expr, pl.Expr]:
+    """_typed, computed once per distinct text and looked up per row where values repeat (codes, dates,
+    counts): the patterns and casts of a number column were half of staging a police file."""
+    typed, fits = _typed(column, column_type, plain_numbers)
+    if column_type == "text" or raw.height < _LOOKUP_FROM_ROWS:
+        return typed, fits
+    distinct = raw.get_column(column).unique().drop_nulls()
+    if distinct.len() > raw.height // 4:  # mostly distinct values: the lookup would cost more than it saves
+        return typed, fits
+    table = distinct.to_frame().select(column, typed.alias("typed"), fits.alias("fits"))
+    by_value = pl.col(column).replace_strict
+    return (by_value(table[column], table["typed"], default=None, return_dtype=table.schema["typed"]),
+            by_value(table[column], table["fits"], default=None, return_dtype=pl.Boolean))
 
 
 def _label_key_of(frame: pl.DataFrame, column: str) -> pl.Expr:
@@ -134,30 +147,37 @@ def _partition_key(contract: Contract) -> pl.Expr:
     return pl.concat_str(parts, separator="|").alias("partition_key")
 
 
-def stage_rows(raw: pl.DataFrame, contract: Contract, reference: Reference, plain_numbers: bool = False) -> StagedRows:
-    """Type the text rows of one delivery; `plain_numbers` for XLSX cells, which carry no Danish formatting."""
+def stage_batch(raw: pl.DataFrame, contract: Contract, reference: Reference,
+                plain_numbers: bool = False) -> tuple[StagedRows, dict[int, str]]:
+    """Type the text rows of several deliveries of one source, keyed by (delivery_id, line_number), in
+    one pass: a pass per file costs more than a small file's rows. `plain_numbers` for XLSX cells, which
+    carry no Danish formatting. A delivery with a column that has values of which none fits its type is
+    rejected whole: its reason comes by delivery id, and its rows are left out."""
     names = [column.name for column in contract.columns]
-    typed, fits = zip(*(_typed(column.name, column.type, plain_numbers) for column in contract.columns))
+    typed, fits = zip(*(_typed_once_per_value(raw, column.name, column.type, plain_numbers) for column in contract.columns))
     # every column typed once, in one pass (polars runs the columns in parallel)
-    checked = raw.select("line_number", *(t.alias(n) for t, n in zip(typed, names)),
+    checked = raw.select(*ROW_KEY, *(t.alias(n) for t, n in zip(typed, names)),
                          *(f.alias(f"fits {n}") for f, n in zip(fits, names)),
                          *(_cleaned(n).is_not_null().alias(f"present {n}") for n in names))
-    unfit = checked.select((pl.col(f"present {n}") & (~pl.col(f"fits {n}") | pl.col(n).is_null())).alias(n) for n in names)
-    counts = pl.concat([unfit.sum(), checked.select(pl.col(f"present {n}").sum().alias(n) for n in names)])
-    problems = []
-    for column in contract.columns:
-        unfit_count, present = counts[column.name]
-        if not unfit_count:
-            continue
-        bad = raw.filter(unfit[column.name]).select("line_number", pl.col(column.name).alias("value"))
-        if unfit_count == present:
-            raise RejectedFile(
-                f"column {column.header!r}: no value is {TYPE_WORDS[column.type]} "
-                f"(first value {bad['value'][0]!r})"
-            )
-        problems.append(bad.select("line_number", pl.lit(f"type_{column.type}").alias("rule"),
-                                   pl.lit(column.name).alias("column_name"), "value"))
-    frame = checked.select("line_number", *names)
+    unfit = checked.select(*ROW_KEY, *((pl.col(f"present {n}") & (~pl.col(f"fits {n}") | pl.col(n).is_null())).alias(n)
+                                       for n in names))
+    counts = unfit.group_by("delivery_id").agg(*(pl.col(n).sum() for n in names)).join(
+        checked.group_by("delivery_id").agg(pl.col(f"present {n}").sum() for n in names), on="delivery_id")
+    rejected: dict[int, str] = {}
+    for column in contract.columns:  # a delivery's reason names its first such column
+        n = column.name
+        nothing_fits = counts.filter((pl.col(n) == pl.col(f"present {n}")) & (pl.col(n) > 0))["delivery_id"]
+        first_values = (raw.filter(unfit[n] & pl.col("delivery_id").is_in(nothing_fits.implode()))
+                        .group_by("delivery_id", maintain_order=True).agg(pl.col(n).first()))
+        for delivery_id, value in first_values.iter_rows():
+            rejected.setdefault(delivery_id, f"column {column.header!r}: no value is {TYPE_WORDS[column.type]} "
+                                             f"(first value {value!r})")
+    kept = ~pl.col("delivery_id").is_in(list(rejected))
+    problems = [raw.filter(unfit[column.name]).filter(kept)
+                .select(*ROW_KEY, rule=pl.lit(f"type_{column.type}"), column_name=pl.lit(column.name),
+                        value=pl.col(column.name))
+                for column in contract.columns if counts[column.name].sum()]
+    frame = checked.select(*ROW_KEY, *names).filter(kept)
     if contract.plan_column:
         frame = frame.with_columns(_plan_id(frame, contract, reference).alias("plan_id"))
     if contract.scope_column:
@@ -165,5 +185,14 @@ def stage_rows(raw: pl.DataFrame, contract: Contract, reference: Reference, plai
     if contract.department_columns:
         frame = frame.with_columns(_department_expressions(frame, contract, reference))
     frame = frame.with_columns(_partition_key(contract), **contract.rule_columns)
-    problems_frame = pl.concat(problems) if problems else empty_problems()
-    return StagedRows(frame=frame, problems=problems_frame)
+    no_problems = pl.DataFrame(schema={"delivery_id": raw.schema["delivery_id"], **PROBLEM_SCHEMA})
+    return StagedRows(frame=frame, problems=pl.concat(problems) if problems else no_problems), rejected
+
+
+def stage_rows(raw: pl.DataFrame, contract: Contract, reference: Reference, plain_numbers: bool = False) -> StagedRows:
+    """Type the text rows of one delivery, keyed by line_number (stage_batch), or raise RejectedFile."""
+    staged, rejected = stage_batch(raw.with_columns(pl.lit(0, dtype=pl.Int32).alias("delivery_id")), contract,
+                                   reference, plain_numbers)
+    if rejected:
+        raise RejectedFile(rejected[0])
+    return StagedRows(frame=staged.frame.drop("delivery_id"), problems=staged.problems.drop("delivery_id"))

@@ -39,7 +39,7 @@ class Delivery:
     encoding: str | None = None
     archive_path: str | None = None
     # Once read, the rows wait on disk between steps (transforms/intake/batches.py names the parts).
-    spilled: Path | None = None  # <spill dir>/<delivery_id>, to which spill_path adds .<part>.parquet
+    spilled: Path | None = None  # <spill dir>/<id>, to which spill_path adds .<part>.parquet; shared by files staged together
     rows_read: int | None = None
     readable: bool = True  # False for an entry that is not a regular file (never opened, never archived)
     duplicate_of: int | None = None  # the delivery whose bytes these are
