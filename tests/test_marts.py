@@ -325,3 +325,14 @@ def test_a_sum_of_grades_is_not_a_head_count(paths):
     assert query(warehouse, """SELECT scope_id, value, suppression FROM marts.indicator_values
         WHERE indicator = 'karakter_9kl_gns' AND level = 'area' ORDER BY 1""") == [
         ("motalavej", 4 / 25, None), ("sydbyen", None, "primary")]
+
+
+def test_a_plans_figure_is_the_exact_sum_of_its_areas(paths):
+    """Summed as doubles, the areas' 0,1 + 0,1 + 0,1 + 0,9 is 1.2000000000000002 one after another and 1.2
+    in pairs, as threads may add them; the same deliveries must give the same figure in every build."""
+    landing, warehouse = paths
+    land(landing, "kommune_noegletal", "n.csv", [NOEGLETAL_HEADER] + [
+        f"2018;330;{area};karakter_9kl_gns;{grades};25"
+        for area, grades in [("Motalavej", "0,1"), ("Ringparken", "0,1"), ("Sydbyen", "0,1"), ("Skælskør", "0,9")]])
+    ingest_all(landing, warehouse)
+    assert indicator(warehouse, "karakter_9kl_gns", "plan", "slagelse-2017", 2018) == (1.2 / 100, 1.2, 100)

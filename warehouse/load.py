@@ -135,8 +135,7 @@ def _apply_set_wise(conn: duckdb.DuckDBPyConnection, deliveries: list[Delivery],
 
 def _insert_raw_rows(conn: duckdb.DuckDBPyConnection, deliveries: list[Delivery]) -> None:
     """Every delivered row as text, whatever became of it, one statement per source."""
-    # in any order (twice as fast): raw rows are only looked up by their key. Staging keeps file order, so
-    # that the marts' sums of doubles add up in the same order, to the last bit, whenever they are rebuilt.
+    # in any order (twice as fast): raw rows are only ever looked up by their key
     conn.execute("SET SESSION preserve_insertion_order = false")
     for contract in all_contracts().values():
         if raw := _spilled(deliveries, contract.source, "raw"):

@@ -63,7 +63,8 @@ department_figures AS (
       ON f.organisation = m.organisation AND f.afdeling = m.afdeling AND f.aar = m.year
 ),
 scope_figures AS (
-    SELECT level, scope_id, kommune_code, year, {", ".join(f"sum({f})::DOUBLE AS {f}" for f in _FIGURES)}
+    -- exact sums (as decimals): kroner with øre summed as doubles differ in the last bit by the threads' order
+    SELECT level, scope_id, kommune_code, year, {", ".join(f"sum({f}::DECIMAL(38, 10))::DOUBLE AS {f}" for f in _FIGURES)}
     FROM department_figures
     GROUP BY level, scope_id, kommune_code, year
     HAVING count(lejemaal) = count(*)

@@ -42,8 +42,9 @@ WITH records AS (
 ),
 years AS (
     SELECT level, scope_id, kommune_code, year, measure,
-           sum(vaerdi) FILTER (WHERE months = 12) AS whole_year,
-           sum(vaerdi) FILTER (WHERE months < 12) AS parts,
+           -- exact sums (as decimals): doubles summed differ in the last bit by the order the threads add them in
+           sum(vaerdi::DECIMAL(38, 10)) FILTER (WHERE months = 12)::DOUBLE AS whole_year,
+           sum(vaerdi::DECIMAL(38, 10)) FILTER (WHERE months < 12)::DOUBLE AS parts,
            sum(months) FILTER (WHERE months < 12) AS months_covered
     FROM records
     GROUP BY ALL

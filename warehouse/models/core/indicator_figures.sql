@@ -32,7 +32,9 @@ delivered_for_plans AS (
     SELECT DISTINCT measure, scope_id AS plan_id FROM core.measures WHERE level = 'plan'
 ),
 plan_measures AS (
-    SELECT m.measure, 'plan' AS level, pa.plan_id AS scope_id, m.year, sum(m.value) AS value
+    -- summed as decimals: a sum of doubles depends on the order the threads add them in (0.1 + 0.2 + 0.3 is
+    -- 0.6 or 0.6000000000000001), and the same deliveries must give the same figures in every build
+    SELECT m.measure, 'plan' AS level, pa.plan_id AS scope_id, m.year, sum(m.value::DECIMAL(38, 10))::DOUBLE AS value
     FROM additive_measures AS m
     JOIN ref.plan_areas AS pa ON m.level = 'area' AND m.scope_id = pa.area_id
     JOIN plan_sizes AS ps ON ps.plan_id = pa.plan_id
