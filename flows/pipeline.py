@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -122,10 +123,12 @@ def report_to_steward(warehouse: Path, run_id: str, reference_dir: Path | None =
     the run's summary as an artifact in the Prefect UI."""
     from prefect.artifacts import create_markdown_artifact
 
-    create_markdown_artifact(markdown=render_markdown(warehouse, run_id), key="boligdata-run",
-                             description="Deliveries by status and the most frequent failing rules")
-    report = write_steward_report(warehouse, run_id)
-    write_status_page(warehouse, reference_dir)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # two readers of the warehouse: the status page beside the rest
+        status_page = pool.submit(write_status_page, warehouse, reference_dir)
+        create_markdown_artifact(markdown=render_markdown(warehouse, run_id), key="boligdata-run",
+                                 description="Deliveries by status and the most frequent failing rules")
+        report = write_steward_report(warehouse, run_id)
+        status_page.result()
     return report
 
 
@@ -159,20 +162,20 @@ def run_pipeline(landing: str, warehouse: str, reference_dir: str | None = None,
             progress.info("nothing new under %s; the warehouse is unchanged", landing_dir)
             write.discard()
             return summary
-        build = write.build
+        write.start_building()  # the copy of the warehouse overlaps the intake; the first load waits for it
         # each batch's ingestion, then its validation: in that order the pool runs about two of each at once
         # (every ingestion first, then the validations, held 0.5 GB more at national scale)
         intake = []
         for batch in delivery_batches(deliveries):
-            ingestion = ingest_batch.submit(batch, archive, reference, spill_dir(build))
+            ingestion = ingest_batch.submit(batch, archive, reference, spill_dir(write.build_file))
             intake.append((ingestion, validate_batch.submit(ingestion, reference)))
         task_runner = FlowRunContext.get().task_runner
         for ingestion, validation in intake:  # loaded one at a time while later ones are validated
             intake_result(ingestion, task_runner)  # a failed ingestion raises its error, not "validation still pending"
-            summary.ledger_rows += load_batch(intake_result(validation, task_runner), build, summary.run_id)
+            summary.ledger_rows += load_batch(intake_result(validation, task_runner), write.build, summary.run_id)
         if materialize:
             loaded = tuple(row["delivery_id"] for row in summary.ledger_rows if row["status"] in LOADED_STATUSES)
-            summary.mart_rows = materialize_marts(build, reference, ledger, summary.model_fingerprint, loaded)
+            summary.mart_rows = materialize_marts(write.build, reference, ledger, summary.model_fingerprint, loaded)
     # published: what follows is owed to the steward and the event system, and must not turn a published
     # run into one that "failed, warehouse unchanged"
     try:

@@ -165,3 +165,43 @@ def test_a_file_that_cannot_serve_as_the_starting_point_is_published_anew(publis
         with duckdb.connect(str(warehouse), read_only=True) as conn:
             assert conn.execute("SELECT tags['storage_version'] FROM duckdb_databases() "
                                 "WHERE database_name = current_database()").fetchall() == [("v1.4.0+",)]
+
+
+def test_a_run_that_fails_while_its_build_is_copied_leaves_the_warehouse_and_no_build(published, tmp_path, monkeypatch):
+    """The build is copied in a thread while the intake runs (WarehouseWrite.start_building): a run that
+    fails meanwhile waits for the copy, removes it, and leaves both files as they were."""
+    import datetime as dt
+    import time
+
+    import warehouse.build as build_module
+    from transforms.ledger.runs import RunSummary
+    from warehouse.build import build_path, warehouse_write
+
+    warehouse = tmp_path / "w.duckdb"
+    shutil.copyfile(published, warehouse)
+    shutil.copyfile(internal_path(published), internal_path(warehouse))
+    before = (warehouse.read_bytes(), internal_path(warehouse).read_bytes())
+    copy = shutil.copyfile
+
+    def slow_copy(source, target):
+        time.sleep(0.5)  # still copying when the run fails
+        return copy(source, target)
+
+    monkeypatch.setattr(build_module.shutil, "copyfile", slow_copy)
+    with pytest.raises(RuntimeError, match="an intake failure"):
+        with warehouse_write(warehouse, RunSummary("failing", "(test)", str(warehouse), dt.datetime.now(), None)) as write:
+            write.start_building()
+            raise RuntimeError("an intake failure")
+    assert not build_path(warehouse).exists()
+    assert (warehouse.read_bytes(), internal_path(warehouse).read_bytes()) == before
+
+    def full_disk(source, target):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(build_module.shutil, "copyfile", full_disk)
+    with pytest.raises(OSError, match="No space left"):  # a copy that fails in its thread fails the run at the first use
+        with warehouse_write(warehouse, RunSummary("failing", "(test)", str(warehouse), dt.datetime.now(), None)) as write:
+            write.start_building()
+            write.build
+    assert not build_path(warehouse).exists()
+    assert (warehouse.read_bytes(), internal_path(warehouse).read_bytes()) == before
