@@ -235,3 +235,24 @@ def test_batches_hold_one_source_in_landing_order_the_largest_source_first(tmp_p
                   delivery(4, "politi_anmeldelser", 60), delivery(5, "politi_anmeldelser", 60)]
     batches = delivery_batches(deliveries, max_bytes=100)
     assert [[d.delivery_id for d in batch] for batch in batches] == [[2], [4], [5], [1, 3]]
+
+
+def test_csv_and_xlsx_files_of_a_batch_are_typed_each_by_its_format_and_kept_in_landing_order(paths):
+    """XLSX cells carry plain numbers, CSV text Danish ones: files of the two formats are typed apart, in
+    runs of one format, so staging holds a batch's rows in landing order."""
+    from openpyxl import Workbook
+
+    landing, warehouse = paths
+    now = time.time()
+    land(landing, "kommune_noegletal", "a.csv", [NOEGLETAL_HEADER, "2016;330;Sydbyen;befolkning;1.350;"], mtime=now - 30)
+    book = Workbook()
+    book.active.append(NOEGLETAL_HEADER.split(";"))
+    book.active.append([2017, 330, "Sydbyen", "befolkning", 1350.5, None])
+    book.save(landing / "kommune_noegletal" / "b.xlsx")
+    os.utime(landing / "kommune_noegletal" / "b.xlsx", (now - 20, now - 20))
+    land(landing, "kommune_noegletal", "c.csv", [NOEGLETAL_HEADER, "2018;330;Sydbyen;befolkning;7,5;"], mtime=now - 10)
+    rows = ingest_all(landing, warehouse, build_marts=False)
+    assert [(r["file_name"], r["encoding"], r["status"]) for r in rows] == [
+        ("a.csv", "utf-8", "loaded"), ("b.xlsx", "xlsx", "loaded"), ("c.csv", "utf-8", "loaded")]
+    # in storage order: no ORDER BY
+    assert query(warehouse, "SELECT delivery_id, taeller FROM staging.kommune_noegletal") == [(1, 1350.0), (2, 1350.5), (3, 7.5)]

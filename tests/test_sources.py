@@ -211,13 +211,16 @@ def test_a_department_outside_its_membership_period_is_quarantined(paths):
         "Slagelse Almennyttige Boligselskab;3;2022;100;60;0;0;0;0;",  # sold 2021-09-30: no area in 2022
         "Slagelse Almennyttige Boligselskab;I alt;2021;100;60;0;0;0;0;",  # a total row
         "Ukendt Boligselskab;1;2021;100;60;0;0;0;0;",
+        "Slagelse Almennyttige Boligselskab;3;20210;100;60;0;0;0;0;",  # a year no calendar has
     ])
     ingest_all(landing, warehouse)
-    assert query(warehouse, "SELECT line_number, rule, column_name, value FROM meta.quarantine ORDER BY 1, 2") == [
+    assert query(warehouse, "SELECT line_number, rule, column_name, value FROM meta.quarantine ORDER BY 1, 2, 3") == [
         (3, "unknown_department", "afdeling", "3"),
         (4, "type_int", "afdeling", "I alt"),
         (5, "unknown_department", "afdeling", "1"),
         (5, "unknown_organisation", "boligorganisation", "Ukendt Boligselskab"),
+        (6, "unknown_department", "afdeling", "3"),
+        (6, "year_out_of_range", "aar", "20210"),
     ]
 
 

@@ -213,6 +213,8 @@ class Reference:
         return {}  # filled per year as files ask: every delivery of departments asks for the same few years
 
     def _department_areas_of_year(self, year: int) -> dict[str, str]:
+        if not dt.MINYEAR <= year <= dt.MAXYEAR:  # a mistyped year (20199) belongs nowhere; the suite quarantines it
+            return {}
         if year not in self._department_areas_by_year:
             day = dt.date(year, *MEMBERSHIP_DAY)
             self._department_areas_by_year[year] = {

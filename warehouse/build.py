@@ -285,9 +285,9 @@ class WarehouseWrite:
 @contextlib.contextmanager
 def warehouse_write(warehouse: Path, run: RunSummary) -> Iterator[WarehouseWrite]:
     """The one write sequence every writer uses: take the writer lock, copy FILE to a build with the
-    schema in place (on first use of `.build`), let the caller write, record the run in meta.runs and
-    publish the build atomically. If the caller fails, or discards, FILE stays as it was; the build is
-    removed either way."""
+    schema in place (on first use of `.build`, or in a thread from `.start_building()`), let the caller
+    write, record the run in meta.runs and publish the build atomically. If the caller fails, or
+    discards, FILE stays as it was; the build is removed either way."""
     with writer_lock(warehouse):
         write = WarehouseWrite(warehouse)
         _remove_build(write.build_file)  # left by a run that was killed

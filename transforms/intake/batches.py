@@ -45,27 +45,32 @@ def _keyed(frame: pl.DataFrame, delivery_id: int) -> pl.DataFrame:
 
 def _stage_and_spill(read: list[tuple[Delivery, TextRows]], contract: Contract, reference: Reference,
                      spill_dir: Path) -> list[Delivery]:
-    """Type the rows of files read and write them to the spill folder, CSV text and XLSX cells (plain
-    numbers) apart; the deliveries of one such part share its files, <spill dir>/<first delivery id>.<part>.parquet."""
-    staged_deliveries = {}
-    for plain_numbers in (False, True):
-        part = [(delivery, text_rows) for delivery, text_rows in read if (text_rows.encoding == "xlsx") == plain_numbers]
-        if not part:
-            continue
-        raw = pl.concat([_keyed(text_rows.frame, delivery.delivery_id) for delivery, text_rows in part], rechunk=False)
-        staged, rejected = stage_batch(raw, contract, reference, plain_numbers)
-        spilled = spill_dir / str(part[0][0].delivery_id)
-        for delivery, _ in part:
-            reason = rejected.get(delivery.delivery_id)
-            staged_deliveries[delivery.delivery_id] = delivery.rejected(reason) if reason else replace(delivery, spilled=spilled)
-        if len(rejected) == len(part):
-            continue
+    """Type the rows of files read, in one pass per format (XLSX cells carry plain numbers, CSV text
+    Danish ones), and write them to the spill folder by runs of files of one format in landing order,
+    so that the spill files, read in turn, hold the rows in that order. The deliveries of a run share
+    its files, <spill dir>/<first delivery id>.<part>.parquet."""
+    is_xlsx = {delivery.delivery_id: text_rows.encoding == "xlsx" for delivery, text_rows in read}
+    staged_by_format, rejected = {}, {}
+    for xlsx in set(is_xlsx.values()):
+        raw = pl.concat([_keyed(text_rows.frame, delivery.delivery_id) for delivery, text_rows in read
+                         if is_xlsx[delivery.delivery_id] == xlsx], rechunk=False)
+        staged, rejected_here = stage_batch(raw, contract, reference, plain_numbers=xlsx)
+        staged_by_format[xlsx] = (raw, staged)
+        rejected |= rejected_here
+    spilled = {}
+    kept = [delivery for delivery, _ in read if delivery.delivery_id not in rejected]
+    for xlsx, run in groupby(kept, key=lambda delivery: is_xlsx[delivery.delivery_id]):
+        run_ids = [delivery.delivery_id for delivery in run]
+        raw, staged = staged_by_format[xlsx]
+        frames = {"raw": raw.select(list(contract.raw_columns())), "staged": staged.frame, "type_problems": staged.problems}
+        if len(run_ids) < sum(of_format == xlsx for of_format in is_xlsx.values()):  # other runs or rejected files
+            frames = {part: frame.filter(pl.col("delivery_id").is_in(run_ids)) for part, frame in frames.items()}
         spill_dir.mkdir(parents=True, exist_ok=True)
-        kept = ~pl.col("delivery_id").is_in(list(rejected))
-        raw.filter(kept).select(list(contract.raw_columns())).write_parquet(spilled.with_name(f"{spilled.name}.raw.parquet"))
-        staged.frame.write_parquet(spilled.with_name(f"{spilled.name}.staged.parquet"))
-        staged.problems.write_parquet(spilled.with_name(f"{spilled.name}.type_problems.parquet"))
-    return [staged_deliveries[delivery.delivery_id] for delivery, _ in read]
+        for part, frame in frames.items():
+            frame.write_parquet(spill_dir / f"{run_ids[0]}.{part}.parquet")
+        spilled |= dict.fromkeys(run_ids, spill_dir / str(run_ids[0]))
+    return [delivery.rejected(rejected[delivery.delivery_id]) if delivery.delivery_id in rejected
+            else replace(delivery, spilled=spilled[delivery.delivery_id]) for delivery, _ in read]
 
 
 def ingest_deliveries(deliveries: list[Delivery], archive_dir: Path, reference_dir: Path, spill_dir: Path) -> list[Delivery]:
@@ -81,7 +86,8 @@ def ingest_deliveries(deliveries: list[Delivery], archive_dir: Path, reference_d
         if delivery.is_settled:  # e.g. a folder no contract knows
             ingested[delivery.delivery_id] = delivery
             continue
-        contract = contract_for(delivery.source)  # the same for every file read: a batch holds one source
+        contract = contract_for(delivery.source)
+        assert not read or read[0][0].source == delivery.source, "a batch holds one source"
         try:
             text_rows = read_text_rows(delivery.path, contract)
         except RejectedFile as rejection:

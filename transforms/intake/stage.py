@@ -24,7 +24,7 @@ _PLAIN_DECIMAL = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
 _ISO_DATE = r"^\d{4}-\d{2}-\d{2}( 00:00:00)?$"
 _LARGEST_NUMBER = 2.0**53  # beyond this doubles lose whole numbers; no count or amount of ours gets near
 _PERIOD = r"^\d{4}(-H[12]|-Q[1-4])?$"
-_LOOKUP_FROM_ROWS = 10_000  # below this a file's columns are typed row by row: the lookup's set-up would cost more
+_LOOKUP_FROM_ROWS = 10_000  # fewer rows (of the files typed together) are typed row by row: the lookup would cost more
 
 TYPE_WORDS = {"int": "a whole number", "decimal": "a number", "date": "a date YYYY-MM-DD",
               "period": "a year, half-year or quarter (2019, 2019-H1, 2019-Q3)"}
@@ -32,8 +32,8 @@ TYPE_WORDS = {"int": "a whole number", "decimal": "a number", "date": "a date YY
 
 @dataclass(frozen=True)
 class StagedRows:
-    frame: pl.DataFrame  # line_number, typed columns, resolved scope / organisation, partition key, rule columns
-    problems: pl.DataFrame  # PROBLEM_SCHEMA: one row per value that did not fit its type
+    frame: pl.DataFrame  # [delivery_id,] line_number, typed columns, resolved scope / organisation, partition key, rule columns
+    problems: pl.DataFrame  # [delivery_id,] PROBLEM_SCHEMA: one row per value that did not fit its type
 
 
 def _cleaned(column: str) -> pl.Expr:
