@@ -26,7 +26,7 @@ import polars as pl
 
 from transforms.intake.read import RejectedFile, TextRows, read_text_rows
 from transforms.intake.stage import stage_batch
-from transforms.intake.validate import validate_rows
+from transforms.intake.validate import validate_rows, validation_turn
 from transforms.ledger.deliveries import Delivery, archive_raw_file
 from transforms.reference import Reference, load_reference
 from transforms.sources import Contract, contract_for
@@ -138,9 +138,10 @@ def validate_deliveries(deliveries: list[Delivery], reference_dir: Path, today: 
     def spilled(part: str) -> pl.LazyFrame:  # deliveries staged together share their files
         return pl.scan_parquet(list(dict.fromkeys(d.spill_path(part) for d in pending)))
 
-    staged = spilled("staged").collect()
-    problems = validate_rows(staged, spilled("type_problems").collect(), spilled("raw"), contract,
-                             load_reference(reference_dir), today, with_notes=True)
+    with validation_turn():
+        staged = spilled("staged").collect()
+        problems = validate_rows(staged, spilled("type_problems").collect(), spilled("raw"), contract,
+                                 load_reference(reference_dir), today, with_notes=True)
     problems = problems.join(staged.select(pl.col("delivery_id").cast(pl.Int64), pl.col("line_number").cast(pl.Int64),
                                            "partition_key"), on=["delivery_id", "line_number"], how="left")
     delivery_ids_by_file = {}

@@ -15,11 +15,13 @@ declarative and the reference files stay the one place to edit them.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -31,7 +33,8 @@ from transforms.sources.suite import DUPLICATE_RULE, key_rule, suite_path
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 # One GX context serves the process; it is not documented as thread-safe and files are staged in threads.
-_GX_LOCK = threading.Lock()
+# Re-entrant: a batch's validation takes it before reading its rows (validation_turn), then GX takes it again.
+_GX_LOCK = threading.RLock()
 ROW_KEY = ["delivery_id", "line_number"]
 
 
@@ -55,6 +58,14 @@ def _context():
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
     return context
+
+
+@contextlib.contextmanager
+def validation_turn() -> Iterator[None]:
+    """A batch's turn to be validated: one at a time per process, as GX runs one suite at a time anyway.
+    Taken before the batch's rows are read, so that batches waiting for GX do not hold theirs in memory."""
+    with _GX_LOCK:
+        yield
 
 
 def warm_up() -> None:
@@ -162,6 +173,25 @@ def duplicates_in_delivery(staged_rows: pl.DataFrame, contract: Contract) -> pl.
             .cast(schema))
 
 
+def _suite_outcomes(staged_rows: pl.DataFrame, contract: Contract, reference: Reference, today: dt.date | None) -> list:
+    """GX's result per expectation of the source's suite, in one suite run over the columns it reads.
+    The pandas copy GX validated is let go on return, before the problems are put together."""
+    with _GX_LOCK:  # also around the suite: GX fills its expectation registry on first import, not thread-safely
+        suite = load_suite(suite_path(contract))
+        # a column the suite names but the rows lack stays missing, so GX reports the broken suite
+        read_by_suite = _suite_columns(suite)
+        checked = [column for column in staged_rows.columns if column in read_by_suite]
+        frame = staged_rows.select(checked).with_columns(_as_yyyymmdd(pl.col(pl.Date))).to_pandas()
+        batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
+        return batch.validate(
+            suite,
+            expectation_parameters=suite_parameters(reference, today),
+            # failing rows by their position in FRAME (its default index): naming key columns instead makes GX
+            # look up each failing row's keys one value at a time (a third of a large batch's validation)
+            result_format={"result_format": "COMPLETE"},
+        ).results
+
+
 def validate_rows(staged_rows: pl.DataFrame, type_problems: pl.DataFrame, text_rows: pl.DataFrame | pl.LazyFrame,
                   contract: Contract, reference: Reference, today: dt.date | None = None,
                   with_notes: bool = False) -> pl.DataFrame:
@@ -175,23 +205,10 @@ def validate_rows(staged_rows: pl.DataFrame, type_problems: pl.DataFrame, text_r
         problems = validate_rows(staged_rows.with_columns(one_delivery), type_problems.with_columns(one_delivery),
                                  text_rows.with_columns(one_delivery), contract, reference, today, with_notes)
         return problems.drop("delivery_id")
-    with _GX_LOCK:  # also around the suite: GX fills its expectation registry on first import, not thread-safely
-        suite = load_suite(suite_path(contract))
-        # a column the suite names but the rows lack stays missing, so GX reports the broken suite
-        read_by_suite = _suite_columns(suite)
-        checked = [column for column in staged_rows.columns if column in read_by_suite]
-        frame = staged_rows.select(checked).with_columns(_as_yyyymmdd(pl.col(pl.Date))).to_pandas()
-        batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
-        result = batch.validate(
-            suite,
-            expectation_parameters=suite_parameters(reference, today),
-            # failing rows by their position in FRAME (its default index): naming key columns instead makes GX
-            # look up each failing row's keys one value at a time (a third of a large batch's validation)
-            result_format={"result_format": "COMPLETE"},
-        )
+    outcomes = _suite_outcomes(staged_rows, contract, reference, today)
     row_keys = staged_rows.select(pl.col(ROW_KEY).cast(pl.Int64))
     findings = []
-    for outcome in result.results:
+    for outcome in outcomes:
         if outcome.success:
             continue
         config = outcome.expectation_config
