@@ -14,7 +14,7 @@ from transforms.sources import Contract, label_key
 
 MISSING_MARKERS = ("", "..")
 PROBLEM_SCHEMA = {"line_number": pl.Int64, "rule": pl.Utf8, "column_name": pl.Utf8, "value": pl.Utf8}
-ROW_KEY = ("delivery_id", "line_number")
+ROW_KEY = ["delivery_id", "line_number"]  # what keys a row of a batch, from here to the load
 
 # Danish CSV numbers: "." groups thousands, "," is the decimal mark. XLSX cells carry plain numbers.
 _DANISH_INT = r"^[+-]?(\d{1,3}(\.\d{3})+|\d+)$"

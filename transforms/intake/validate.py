@@ -27,6 +27,7 @@ from pathlib import Path
 
 import polars as pl
 
+from transforms.intake.stage import ROW_KEY
 from transforms.reference import Reference
 from transforms.sources import Contract
 from transforms.sources.suite import DUPLICATE_RULE, key_rule, suite_path
@@ -35,7 +36,6 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 # One GX context serves the process; it is not documented as thread-safe and files are staged in threads.
 # Re-entrant: a batch's validation takes it before reading its rows (validation_turn), then GX takes it again.
 _GX_LOCK = threading.RLock()
-ROW_KEY = ["delivery_id", "line_number"]
 
 
 @cache
