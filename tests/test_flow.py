@@ -162,6 +162,28 @@ def test_flow_runs_send_no_heartbeats_unless_the_operator_asks():
         assert out.stdout.split()[-1] == expected
 
 
+
+def test_a_temporary_server_is_readied_before_gx_is_imported_beside_it():
+    """`boligdata run` imports GX in a thread while Prefect starts its temporary server: the server's
+    module is imported first, and the server skips block registration. With a server of the operator's
+    (PREFECT_API_URL) nothing is imported or changed."""
+    from conftest import REPO
+
+    script = ("import sys\nfrom prefect.settings import get_current_settings\n"
+              "from flows.prefect_settings import temporary_server\n"
+              "with temporary_server():\n"
+              "    server = get_current_settings().server\n"
+              "    print('prefect.server.api.server' in sys.modules, server.register_blocks_on_start,"
+              " server.memoize_block_auto_registration)\n"
+              "print(get_current_settings().server.register_blocks_on_start)")
+    unset = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    for operator, expected in (({}, ["True", "False", "False", "True"]),
+                               ({"PREFECT_API_URL": "http://127.0.0.1:9/api"}, ["False", "True", "True", "True"])):
+        out = subprocess.run([sys.executable, "-c", script], cwd=REPO, env={**unset, **operator}, capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == expected
+
 def test_writing_steps_retry_transient_errors_only():
     import duckdb as duck
     from prefect.states import Failed
