@@ -126,6 +126,7 @@ def main() -> None:
     rows = generate(data, args.scale, args.years)
     print(f"generated {sum(rows.values()):,} rows in {time.perf_counter() - started:.0f} s: {rows}", flush=True)
     landing, warehouse = data / "landing", data / "warehouse" / "boligdata.duckdb"
+    files = sum(1 for p in landing.rglob("*.*"))  # before the new month lands
     warehouse.parent.mkdir()
     run = [*BOLIGDATA, "run", "--landing", str(landing), "--warehouse", str(warehouse), "--reference", str(data / "reference")]
     (dask_warehouse := data / "warehouse-dask" / "boligdata.duckdb").parent.mkdir()
@@ -177,7 +178,7 @@ def main() -> None:
         "measured_at": dt.datetime.now().isoformat(timespec="seconds"),
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
                     "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30)},
-        "scale": args.scale, "years": args.years, "rows": rows, "files": sum(1 for p in landing.rglob("*.*")),
+        "scale": args.scale, "years": args.years, "rows": rows, "files": files,
         "steps": steps, "targets": targets,
     }
     result["dask_local_over_threads"] = round(steps["g_first_run_dask_local_2"]["seconds"] / c, 2)
