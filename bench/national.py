@@ -126,7 +126,7 @@ def main() -> None:
     rows = generate(data, args.scale, args.years)
     print(f"generated {sum(rows.values()):,} rows in {time.perf_counter() - started:.0f} s: {rows}", flush=True)
     landing, warehouse = data / "landing", data / "warehouse" / "boligdata.duckdb"
-    files = sum(1 for p in landing.rglob("*.*"))  # before the new month lands
+    files = sum(1 for _ in landing.rglob("*.*"))  # before the new month lands
     warehouse.parent.mkdir()
     run = [*BOLIGDATA, "run", "--landing", str(landing), "--warehouse", str(warehouse), "--reference", str(data / "reference")]
     (dask_warehouse := data / "warehouse-dask" / "boligdata.duckdb").parent.mkdir()

@@ -129,7 +129,7 @@ def _run(args: argparse.Namespace) -> int:
     from flows.pipeline import (
         run_pipeline,  # Prefect's import is slow; keep --help and checks fast
     )
-    from flows.prefect_settings import flow_run_settings, temporary_server
+    from flows.prefect_settings import flow_run_settings, prepare_temporary_server
     from transforms.intake import validate
 
     progress = logging.getLogger("boligdata")
@@ -156,8 +156,8 @@ def _run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_interrupt)
     sys.unraisablehook = on_unraisable
     try:
-        with flow_run_settings(), temporary_server():
-            # GX's import (about 2 s of CPU) overlaps the temporary Prefect server's start-up, during which
+        with flow_run_settings(), prepare_temporary_server():
+            # GX's import (about 2.5 s of CPU) overlaps the temporary Prefect server's start-up, during which
             # this process mostly waits; the first validation would otherwise pay it after the server is up
             threading.Thread(target=validate.warm_up, name="gx-warm-up", daemon=True).start()
             summary = run_pipeline(

@@ -32,24 +32,25 @@ def flow_run_settings() -> Iterator[None]:
         yield
 
 
-
 @contextmanager
-def temporary_server() -> Iterator[None]:
+def prepare_temporary_server() -> Iterator[None]:
     """Ready what Prefect needs to start its temporary server (no API URL set), for a run that imports
-    GX beside it (flows/cli.py); Prefect still starts and stops the server itself.
+    GX beside it (flows/cli.py); starting and stopping the server stay Prefect's.
 
     - Its module is imported now: Prefect's client imports it (about 1.2 s of Python) before it starts
       the server, and imported beside GX's import in another thread, the two took turns at the GIL:
       the server came up 1.3-1.7 s later (an empty flow with GX imported beside it: 6.8-7.3 s; 5.5 s
       this way, as with no GX at all; docs/benchmarks.md).
-    - It does not register block types on start: that imports every installed Prefect collection
-      (prefect-dask, dask and distributed: 0.3 s) for a catalogue no boligdata run reads. A standing
-      server (`boligdata serve`, `prefect server start`) registers them as usual."""
+    - It does not register block types on start, unless the operator set either setting: that
+      imports every installed Prefect collection (prefect-dask, dask and distributed: 0.25 s) for a
+      catalogue no boligdata run reads. A standing server (`boligdata serve`, `prefect server start`)
+      registers them as usual. The server process gets the settings through its environment."""
     from prefect.settings import (
         PREFECT_API_BLOCKS_REGISTER_ON_START,
         PREFECT_API_URL,
         PREFECT_MEMOIZE_BLOCK_AUTO_REGISTRATION,
         PREFECT_SERVER_EPHEMERAL_ENABLED,
+        get_current_settings,
         temporary_settings,
     )
 
@@ -58,6 +59,10 @@ def temporary_server() -> Iterator[None]:
         return
     import prefect.server.api.server  # noqa: F401  (the import is the point)
 
+    operator_set = get_current_settings().server.model_fields_set  # environment, profile, toml
+    if operator_set & {"register_blocks_on_start", "memoize_block_auto_registration"}:
+        yield
+        return
     with temporary_settings(updates={PREFECT_API_BLOCKS_REGISTER_ON_START: False,
                                      PREFECT_MEMOIZE_BLOCK_AUTO_REGISTRATION: False}):
         yield

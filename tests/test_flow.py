@@ -162,27 +162,29 @@ def test_flow_runs_send_no_heartbeats_unless_the_operator_asks():
         assert out.stdout.split()[-1] == expected
 
 
-
-def test_a_temporary_server_is_readied_before_gx_is_imported_beside_it():
+def test_the_temporary_server_module_is_imported_and_its_start_registers_no_blocks():
     """`boligdata run` imports GX in a thread while Prefect starts its temporary server: the server's
-    module is imported first, and the server skips block registration. With a server of the operator's
-    (PREFECT_API_URL) nothing is imported or changed."""
+    module is imported first, and the server (through its environment) skips block registration. With
+    a server of the operator's (PREFECT_API_URL), or a block setting of theirs, nothing is changed."""
     from conftest import REPO
 
     script = ("import sys\nfrom prefect.settings import get_current_settings\n"
-              "from flows.prefect_settings import temporary_server\n"
-              "with temporary_server():\n"
-              "    server = get_current_settings().server\n"
-              "    print('prefect.server.api.server' in sys.modules, server.register_blocks_on_start,"
-              " server.memoize_block_auto_registration)\n"
+              "from flows.prefect_settings import prepare_temporary_server\n"
+              "with prepare_temporary_server():\n"
+              "    server_environment = get_current_settings().to_environment_variables(exclude_unset=True)\n"
+              "    print('prefect.server.api.server' in sys.modules,"
+              " server_environment.get('PREFECT_SERVER_REGISTER_BLOCKS_ON_START'),"
+              " server_environment.get('PREFECT_SERVER_MEMOIZE_BLOCK_AUTO_REGISTRATION'))\n"
               "print(get_current_settings().server.register_blocks_on_start)")
-    unset = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    unset = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL" and "BLOCK" not in k}
     for operator, expected in (({}, ["True", "False", "False", "True"]),
-                               ({"PREFECT_API_URL": "http://127.0.0.1:9/api"}, ["False", "True", "True", "True"])):
+                               ({"PREFECT_API_URL": "http://127.0.0.1:9/api"}, ["False", "None", "None", "True"]),
+                               ({"PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "true"}, ["True", "True", "None", "True"])):
         out = subprocess.run([sys.executable, "-c", script], cwd=REPO, env={**unset, **operator}, capture_output=True,
                              text=True, timeout=120)
         assert out.returncode == 0, out.stderr
-        assert out.stdout.split() == expected
+        assert out.stdout.split() == expected, operator
+
 
 def test_writing_steps_retry_transient_errors_only():
     import duckdb as duck

@@ -78,24 +78,31 @@ def test_held_files_are_announced_after_max_hold_seconds_even_if_the_landing_nev
 def test_a_landed_file_is_read_once_per_version_for_its_hash(tmp_path, monkeypatch):
     """The watcher and every run hash the landed files; a file is read again only when it changed, even
     when a tool puts its modification time back (the change time moves), and every time while it
-    changed in the last second (writes within one clock tick share their times)."""
+    changed recently (writes within one clock tick share their times)."""
     import hashlib
     import os
+    import time
 
     from transforms.ledger import deliveries
 
+    def clock_at(ns):  # the clock, faked: how long ago the file changed decides
+        monkeypatch.setattr(deliveries, "time_ns", lambda: ns)
+
     path = tmp_path / "s.csv"
     path.write_bytes(b"a;b\r\n1;2\r\n")
-    reads = deliveries._sha256_of_version.cache_info().misses
-    assert deliveries.sha256_of(path) == hashlib.sha256(b"a;b\r\n1;2\r\n").hexdigest()
-    assert deliveries._sha256_of_version.cache_info().misses == reads  # changed just now: not remembered
-    later = os.stat(path).st_ctime_ns + 2_000_000_000
-    monkeypatch.setattr(deliveries.time, "time_ns", lambda: later)  # the clock, two seconds on
+    first, reads = hashlib.sha256(b"a;b\r\n1;2\r\n").hexdigest(), deliveries._sha256_of_version.cache_info().misses
+    clock_at(os.stat(path).st_ctime_ns + deliveries.RECENT_CHANGE_NS // 2)
+    assert deliveries.sha256_of(path) == first
+    assert deliveries._sha256_of_version.cache_info().misses == reads  # changed recently: not remembered
+    clock_at(os.stat(path).st_ctime_ns + deliveries.RECENT_CHANGE_NS + 1)
     for _ in range(3):
-        assert deliveries.sha256_of(path) == hashlib.sha256(b"a;b\r\n1;2\r\n").hexdigest()
+        assert deliveries.sha256_of(path) == first
     assert deliveries._sha256_of_version.cache_info().misses == reads + 1  # read once
-    modified = os.stat(path).st_mtime_ns
+    changed = os.stat(path)
+    while os.stat(path).st_ctime_ns == changed.st_ctime_ns:  # the next tick of the file system's clock
+        time.sleep(0.001)
+        os.utime(path, ns=(changed.st_atime_ns, changed.st_mtime_ns))
     path.write_bytes(b"a;b\r\n3;4\r\n")  # same size
-    os.utime(path, ns=(modified, modified))  # and the modification time put back
-    later = os.stat(path).st_ctime_ns + 2_000_000_000
+    os.utime(path, ns=(changed.st_atime_ns, changed.st_mtime_ns))  # and the modification time put back
+    clock_at(os.stat(path).st_ctime_ns + deliveries.RECENT_CHANGE_NS + 1)
     assert deliveries.sha256_of(path) == hashlib.sha256(b"a;b\r\n3;4\r\n").hexdigest()

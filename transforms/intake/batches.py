@@ -32,8 +32,8 @@ from transforms.reference import Reference, load_reference
 from transforms.sources import Contract, contract_for
 
 # Delivered bytes per batch. Validation holds a batch's rows in memory twice (polars, then pandas for
-# GX): about 48 MB of CSV is 1M rows, ~0.75 GB. At 64 MB a national first run peaked at 1.8-2.0 GiB
-# (over 2 GiB once in four), at 48 MB 1.55 GiB, for about 0.4 s more (one more GX run per source).
+# GX): about 48 MiB of CSV is 1M rows, ~0.75 GB. At 64 MiB a national first run peaked at 1.8-2.0 GiB
+# (over 2 GiB once in four), at 48 MiB 1.5-1.7 GiB, for about 0.4 s more (one more GX run per large source).
 DEFAULT_BATCH_BYTES = 48 << 20
 # Rows typed in one pass: a pass per file costs more than a small file's rows (98 files of a few dozen
 # rows took 1 s one by one), and a pass over more rows holds more in memory (a police file is ~45,000 rows).

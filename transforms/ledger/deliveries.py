@@ -10,9 +10,9 @@ import os
 import re
 import shutil
 import stat
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from time import time_ns
 
 import duckdb
 
@@ -23,6 +23,7 @@ from warehouse.files import internal_file
 XLSX_MAGIC = b"PK\x03\x04"  # a zip container: XLSX
 # Names a sender's tooling uses while a file is still being written.
 INCOMPLETE_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial")
+RECENT_CHANGE_NS = 3_000_000_000  # a file changed this recently is hashed anew at every look (sha256_of)
 
 
 @dataclass(frozen=True)
@@ -64,11 +65,13 @@ def sha256_of(path: Path) -> str:
     watcher looks at the landing every second, each run plans against it) would otherwise read every
     landed file again each time, 0.25 s of CPU per look at national scale. A version is the file's
     device, inode, size and modification and change times in ns; no tool writes a file without moving
-    its change time, even one that puts the modification time back. A file changed in the last second
-    is read every time: two writes within one tick of the file system's clock share their times."""
+    its change time, even one that puts the modification time back. A file changed in the last
+    RECENT_CHANGE_NS is read every time: writes within one tick of the file system's clock share their
+    times (a few ms on Linux, 2 s on FAT). Not covered: a network share whose clock runs more than
+    that behind this machine's, rewritten in place at the same size within one of its ticks."""
     version = os.stat(path)
     key = (version.st_dev, version.st_ino, version.st_size, version.st_mtime_ns, version.st_ctime_ns)
-    if time.time_ns() - version.st_ctime_ns < 1_000_000_000:
+    if time_ns() - version.st_ctime_ns < RECENT_CHANGE_NS:
         return _sha256_of_bytes(str(path))
     return _sha256_of_version(str(path), key)
 
