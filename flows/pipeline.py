@@ -41,7 +41,7 @@ from transforms.ledger.deliveries import (
 )
 from transforms.ledger.runs import RunSummary
 from transforms.reference import check_reference_tables, reference_for
-from transforms.steward.report import render_markdown, write_steward_report
+from transforms.steward.report import read_run, render_markdown, write_steward_report
 from transforms.steward.status import write_status_page
 from warehouse.build import (
     check_warehouse_path,
@@ -125,9 +125,10 @@ def report_to_steward(warehouse: Path, run_id: str, reference_dir: Path | None =
 
     with ThreadPoolExecutor(max_workers=1) as pool:  # two readers of the warehouse: the status page beside the rest
         status_page = pool.submit(write_status_page, warehouse, reference_dir)
-        create_markdown_artifact(markdown=render_markdown(warehouse, run_id), key="boligdata-run",
+        run = read_run(warehouse, run_id)
+        create_markdown_artifact(markdown=render_markdown(run), key="boligdata-run",
                                  description="Deliveries by status and the most frequent failing rules")
-        report = write_steward_report(warehouse, run_id)
+        report = write_steward_report(run)
         status_page.result()
     return report
 

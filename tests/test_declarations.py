@@ -185,6 +185,28 @@ def test_adding_a_source_is_one_declaration(tmp_path, monkeypatch, request):
                             "AND table_name = 'kommune_graffiti'").fetchall()[0][0].startswith("Typed rows")
 
 
+def test_schema_sql_holds_only_what_ensure_schema_compares():
+    """ensure_schema applies schema.sql only when the catalog lacks a schema, table, column or comment it
+    declares: an index, a view or an UPDATE there would never reach an existing warehouse."""
+    import re
+
+    from warehouse.load import SCHEMA_SQL
+
+    allowed = re.compile(r"(CREATE (SCHEMA|TABLE) IF NOT EXISTS|ALTER TABLE \S+ ADD COLUMN IF NOT EXISTS|COMMENT ON (TABLE|COLUMN)) ")
+    statements = [" ".join(statement.query.split()) for statement in duckdb.extract_statements(SCHEMA_SQL.read_text(encoding="utf-8"))]
+    assert statements and [s for s in statements if not allowed.match(s)] == []
+
+
+def test_a_reworded_description_changes_the_model_fingerprint(monkeypatch):
+    """A table rebuilt by year keeps the descriptions it has; a reworded one must make the next run
+    rebuild the marts whole, which a changed fingerprint does."""
+    before = models.model_fingerprint(DEFAULT_REFERENCE_DIR)
+    reworded = tuple(dataclasses.replace(m, columns={**m.columns, "year": "The calendar year, reworded."})
+                     if m.name == "marts.indicator_values" else m for m in models.all_models())
+    monkeypatch.setattr(models, "all_models", lambda: reworded)
+    assert models.model_fingerprint(DEFAULT_REFERENCE_DIR) != before
+
+
 def test_the_model_fingerprint_and_order_are_the_same_in_every_process():
     """A run compares the fingerprint it computes with the one the last run recorded (another process)."""
     import os

@@ -16,7 +16,12 @@ from flows.cli import main
 from transforms.intake.read import first_cpr_like, read_text_rows
 from transforms.ledger.runs import RunSummary
 from transforms.sources import contract_for
-from transforms.steward.report import render_markdown, report_dir, write_steward_report
+from transforms.steward.report import (
+    read_run,
+    render_markdown,
+    report_dir,
+    write_steward_report,
+)
 from warehouse.files import internal_file
 
 ANMELDELSER_HEADER = "Anmeldelses-ID;Anmeldt dato;Kommunekode;Område;Kategori"
@@ -144,9 +149,9 @@ def test_a_cpr_like_value_anywhere_rejects_the_file_and_is_repeated_nowhere(tmp_
     row = rows[name]
     assert (row["status"], row["rows_read"], row["rows_loaded"]) == ("rejected", None, None)
     assert row["reason"].startswith(f"CPR-like values (personal data) {where}; extracts must carry no personal data")
-    write_steward_report(warehouse, "test-run")
+    write_steward_report(read_run(warehouse, "test-run"))
     assert_nowhere(cpr, reason=row["reason"], progress_line=RunSummary.describe(row), warehouse=dump_warehouse(warehouse),
-                   markdown=render_markdown(warehouse, "test-run"),
+                   markdown=render_markdown(read_run(warehouse, "test-run")),
                    **{str(path): data for path, data in files_outside(tmp_path, landing, tmp_path / "archive").items()})
     assert query(warehouse, f"SELECT count(*) FROM {contract_for(source).raw_table} WHERE delivery_id = ?",
                  [row["delivery_id"]]) == [(0,)]
@@ -186,9 +191,9 @@ def test_a_column_the_contract_does_not_know_is_named_on_the_delivery_and_its_va
     assert "Hemmelig Hansen" not in dump_warehouse(warehouse)
     assert main(["deliveries", "--warehouse", str(warehouse)]) == 0
     assert "'Sagsbehandler'" in capsys.readouterr().out
-    page = write_steward_report(warehouse, "test-run").read_text(encoding="utf-8")
+    page = write_steward_report(read_run(warehouse, "test-run")).read_text(encoding="utf-8")
     assert "<h2>Warnings</h2>" in page and "column &#x27;Sagsbehandler&#x27;" in page
-    assert warning in render_markdown(warehouse, "test-run")
+    assert warning in render_markdown(read_run(warehouse, "test-run"))
 
 
 def test_an_xlsx_sheet_that_is_not_read_is_named_on_the_delivery(tmp_path):

@@ -205,3 +205,54 @@ def test_a_run_that_fails_while_its_build_is_copied_leaves_the_warehouse_and_no_
             write.build
     assert not build_path(warehouse).exists()
     assert (warehouse.read_bytes(), internal_path(warehouse).read_bytes()) == before
+
+
+def test_a_write_checkpoints_its_build_once_when_it_publishes_and_publishes_both_files_or_neither(published, tmp_path,
+                                                                                              monkeypatch):
+    """The write holds its build open (WarehouseWrite): a step's own connection joins that instance, so
+    its close leaves the change in the write-ahead log instead of checkpointing; the publish checkpoints
+    once, and the internal file and FILE both show the change. FILE's next version is written before
+    either file is replaced: a failure there leaves both as they were, and no build; a damaged FILE is
+    written anew. (A warehouse named pub.duckdb: its build's database is called `pub` too.)"""
+    import datetime as dt
+
+    import warehouse.build as build_module
+    from transforms.ledger.runs import RunSummary
+    from warehouse.build import build_path, warehouse_write
+
+    warehouse, internal = tmp_path / "pub.duckdb", internal_path(tmp_path / "pub.duckdb")
+    shutil.copyfile(published, warehouse)
+    shutil.copyfile(internal_path(published), internal)
+
+    def write(warnings: str) -> None:
+        with warehouse_write(warehouse, RunSummary(warnings, "(test)", str(warehouse), dt.datetime.now(), None)) as build:
+            with duckdb.connect(str(build.build)) as conn:
+                conn.execute("UPDATE meta.deliveries SET warnings = ? WHERE delivery_id = 1", [warnings])
+            log = build.build.with_name(f"{build.build.name}.wal")
+            assert log.exists() and log.stat().st_size > 0
+
+    def warnings_in(path) -> list:
+        with duckdb.connect(str(path), read_only=True) as conn:
+            return conn.execute("SELECT warnings FROM meta.deliveries WHERE delivery_id = 1").fetchall()
+
+    write("held")
+    assert not internal.with_name(f"{internal.name}.wal").exists()
+    assert warnings_in(internal) == warnings_in(warehouse) == [("held",)]
+
+    with open(warehouse, "r+b") as handle:  # FILE damaged: a zeroed block
+        handle.seek(warehouse.stat().st_size // 2)
+        handle.write(b"\0" * 262144)
+    write("anew")
+    assert _contents(warehouse) == _written_anew(internal, tmp_path / "anew.duckdb")
+    assert warnings_in(warehouse) == [("anew",)]
+
+    before = (warehouse.read_bytes(), internal.read_bytes())
+
+    def failing(*args):
+        raise duckdb.IOException("IO Error: No space left on device")
+
+    monkeypatch.setattr(build_module, "_write_publishing", failing)
+    with pytest.raises(duckdb.IOException, match="No space left"):
+        write("lost")
+    assert (warehouse.read_bytes(), internal.read_bytes()) == before
+    assert not build_path(warehouse).exists()

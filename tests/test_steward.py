@@ -19,7 +19,7 @@ from conftest import (
 from flows.cli import main
 from transforms.reference import DEFAULT_REFERENCE_DIR
 from transforms.steward.quarantine import read_quarantine, retry_quarantined, waive
-from transforms.steward.report import render_html, render_markdown
+from transforms.steward.report import read_run, render_html, render_markdown
 
 
 @pytest.fixture
@@ -161,7 +161,7 @@ def test_the_steward_report_names_every_problem_and_renders_offline(paths):
     (landing / "politi_sigtelser").mkdir()
     (landing / "politi_sigtelser" / "empty.csv").write_bytes(b"")
     rows = ingest_all(landing, warehouse)
-    page = render_html(warehouse, "test-run")
+    page = render_html(read_run(warehouse, "test-run"))
     assert all(f">{row['file_name']}" in page or f"/{row['file_name']}<" in page for row in rows)
     assert "empty file" in page
     assert "Motalvej" in page and "Område must be a known area or alias (reference data), or Hele kommunen" in page
@@ -172,7 +172,7 @@ def test_the_steward_report_names_every_problem_and_renders_offline(paths):
     assert parser.found == [] and not parser.tags & {"script", "link", "img", "iframe"}
     assert "http://" not in page and "https://" not in page and "@import" not in page and "url(" not in page
 
-    summary = render_markdown(warehouse, "test-run")
+    summary = render_markdown(read_run(warehouse, "test-run"))
     assert "| loaded_with_quarantine | 1 | 1 | 2 |" in summary
     assert "| rejected | 1 | 0 | 0 |" in summary
     assert "- `politi_sigtelser/empty.csv`: empty file" in summary

@@ -12,6 +12,17 @@ from transforms.sources import all_contracts, contract_for
 from transforms.sources.suite import suite_path
 
 TODAY = dt.date(2026, 11, 24)
+NOEGLETAL_BROKEN = [
+    "2016;330;Motalvej;befolkning;1500;",                  # 2 unknown area (typo)
+    "2016;330;Sydbyen;neet_15_29_andel;..;120",            # 3 missing numerator
+    "2016;330;Sydbyen;beskaeftigede_18_64_andel;700;650",  # 4 numerator above denominator
+    "2016;330;Sydbyen;frivillig_andel;7;100",              # 5 unknown indicator
+    "2016;999;Sydbyen;befolkning;1350;",                   # 6 unknown kommune
+    "2031;330;Sydbyen;befolkning;1350;",                   # 7 future year
+    "2016;330;Landsplan;befolkning;5800000;",              # 8 level this source does not report
+    "2016;330;Sydbyen;karakter_9kl_gns;100;0",             # 9 denominator not positive
+    "2016;330;Sydbyen;befolkning;-3;",                     # 10 negative
+]
 
 
 def problems_of(tmp_path, source, header, lines):
@@ -48,18 +59,53 @@ def test_gx_does_not_hash_every_row_for_a_batch_fingerprint(tmp_path, monkeypatc
     assert problems_of(tmp_path, "politi_sigtelser", SIGTELSER_HEADER, sigtelser_year(2016, "Motalavej")) == []
 
 
+SIGTELSER_BROKEN = [
+    *sigtelser_year(2016, "Motalavej", afgoerelser=(30, 5, 10)),
+    "2016;330;Sydbyen;Straffeloven;30;60;12;",            # persons on a law's row
+    "2016;330;Sydbyen;Våbenloven;5;8;;",
+    "2016;330;Sydbyen;Lov om euforiserende stoffer;10;20;;",
+    "2016;330;Sydbyen;I alt;46;88;;20",                   # not the sum of the laws; no persons
+    "2016;330;Sydbyen;Vold;1;1;;",                        # not a law of the list
+]
+
+
+@pytest.mark.parametrize(("source", "header", "lines"), [("kommune_noegletal", NOEGLETAL_HEADER, NOEGLETAL_BROKEN),
+                                                         ("politi_sigtelser", SIGTELSER_HEADER, SIGTELSER_BROKEN)])
+def test_gx_builds_each_expectation_configuration_once_per_suite_run_and_its_results_stay_its_own(
+        tmp_path, monkeypatch, source, header, lines):
+    """validate.py has GX build an expectation's configuration once per suite run instead of at every
+    read of one of its arguments (private, pinned to the GX in the lock file): the results are those GX
+    gives without it, and GX is left as it was. The two suites hold every kind of expectation we use."""
+    import contextlib
+
+    from great_expectations.expectations.expectation import Expectation
+
+    from transforms.intake import validate
+
+    contract = contract_for(source)
+    text = read_text_rows(write_extract(tmp_path / "f.csv", [header, *lines]), contract).frame
+    staged = stage_rows(text, contract, load_reference())
+    builds = []
+    counted = property(lambda expectation, gx_own=Expectation.__dict__["configuration"]:
+                       builds.append(expectation) or gx_own.fget(expectation))
+    monkeypatch.setattr(Expectation, "configuration", counted)
+
+    def outcomes():
+        builds.clear()
+        results = validate._suite_outcomes(staged.frame, contract, load_reference(), TODAY)
+        return [result.to_json_dict() for result in results], len(builds)
+
+    once, built_once = outcomes()
+    assert Expectation.__dict__["configuration"] is counted  # put back
+    with monkeypatch.context() as as_gx_has_it:
+        as_gx_has_it.setattr(validate, "_configurations_built_once", contextlib.nullcontext)
+        each_time, built_each_time = outcomes()
+    assert once == each_time and sum(not result["success"] for result in once) >= 3
+    assert 5 * built_once < built_each_time  # kommune_noegletal: 224 and 1,862 for 14 expectations
+
+
 def test_row_rules_report_line_rule_column_and_delivered_value(tmp_path):
-    found = problems_of(tmp_path, "kommune_noegletal", NOEGLETAL_HEADER, [
-        "2016;330;Motalvej;befolkning;1500;",                  # 2 unknown area (typo)
-        "2016;330;Sydbyen;neet_15_29_andel;..;120",            # 3 missing numerator
-        "2016;330;Sydbyen;beskaeftigede_18_64_andel;700;650",  # 4 numerator above denominator
-        "2016;330;Sydbyen;frivillig_andel;7;100",              # 5 unknown indicator
-        "2016;999;Sydbyen;befolkning;1350;",                   # 6 unknown kommune
-        "2031;330;Sydbyen;befolkning;1350;",                   # 7 future year
-        "2016;330;Landsplan;befolkning;5800000;",              # 8 level this source does not report
-        "2016;330;Sydbyen;karakter_9kl_gns;100;0",             # 9 denominator not positive
-        "2016;330;Sydbyen;befolkning;-3;",                     # 10 negative
-    ])
+    found = problems_of(tmp_path, "kommune_noegletal", NOEGLETAL_HEADER, NOEGLETAL_BROKEN)
     assert found == [
         (2, "unknown_area", "omraade", "Motalvej"),
         (3, "missing_value", "taeller", ".."),

@@ -254,11 +254,15 @@ def _load_reference(reference_dir: Path, stamp: tuple[float, ...]) -> Reference:
     )
 
 
+def reference_stamp(reference_dir: Path) -> tuple[float, ...]:
+    """Changes when a steward edits a reference file: what is read from them is kept under it."""
+    return tuple(p.stat().st_mtime for p in sorted(Path(reference_dir).glob("*.csv")))
+
+
 def load_reference(reference_dir: Path | str = DEFAULT_REFERENCE_DIR) -> Reference:
     """The reference data as of the files' current content (re-read when a steward edits them)."""
     reference_dir = Path(reference_dir).resolve()
-    stamp = tuple(p.stat().st_mtime for p in sorted(reference_dir.glob("*.csv")))
-    return _load_reference(reference_dir, stamp)
+    return _load_reference(reference_dir, reference_stamp(reference_dir))
 
 
 # --- the warehouse's own reference data --------------------------------------------------------------

@@ -6,6 +6,7 @@ as they were."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 import duckdb
@@ -50,15 +51,35 @@ def _source_table_sql(contract: Contract, tables: dict[str, str | None], columns
     return statements
 
 
+def _catalog(conn: duckdb.DuckDBPyConnection) -> tuple[set[str], dict[str, str | None], dict[tuple, str | None]]:
+    """The schemas, the tables of meta, raw and staging with their comments, and their columns with theirs."""
+    schemas = {name for (name,) in conn.execute("SELECT schema_name FROM duckdb_schemas()").fetchall()}
+    tables = dict(conn.execute("SELECT schema_name || '.' || table_name, comment FROM duckdb_tables() "
+                               "WHERE schema_name IN ('meta', 'raw', 'staging')").fetchall())
+    columns = {(table, column): comment for table, column, comment in conn.execute(
+        "SELECT schema_name || '.' || table_name, column_name, comment FROM duckdb_columns() "
+        "WHERE schema_name IN ('meta', 'raw', 'staging')").fetchall()}
+    return schemas, tables, columns
+
+
+@cache
+def _declared_meta() -> tuple[set[str], dict[str, str | None], dict[tuple, str | None]]:
+    """What schema.sql makes of an empty database."""
+    with duckdb.connect() as conn:
+        conn.execute(SCHEMA_SQL.read_text(encoding="utf-8"))
+        return _catalog(conn)
+
+
 def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
-    """Create what is missing: meta tables, and raw/staging tables for every contract (a warehouse that
-    has them all, described as declared, costs two catalog queries)."""
-    conn.execute(SCHEMA_SQL.read_text(encoding="utf-8"))
-    tables = {f"{schema}.{table}": comment for schema, table, comment in conn.execute(
-        "SELECT schema_name, table_name, comment FROM duckdb_tables() WHERE schema_name IN ('raw', 'staging')").fetchall()}
-    columns = {(f"{schema}.{table}", column): comment for schema, table, column, comment in conn.execute(
-        "SELECT schema_name, table_name, column_name, comment FROM duckdb_columns() WHERE schema_name IN ('raw', 'staging')"
-    ).fetchall()}
+    """Create what is missing: schemas and meta tables (schema.sql), and raw/staging tables for every
+    contract. A warehouse that has them all, described as declared, costs three catalog queries and
+    writes nothing (schema.sql applied again took 0.1 s of a served month's build)."""
+    schemas, tables, columns = _catalog(conn)
+    declared_schemas, declared_tables, declared_columns = _declared_meta()
+    if (declared_schemas - schemas or any(tables.get(table, "missing") != c for table, c in declared_tables.items())
+            or any(columns.get(column, "missing") != c for column, c in declared_columns.items())):
+        conn.execute(SCHEMA_SQL.read_text(encoding="utf-8"))
+        schemas, tables, columns = _catalog(conn)
     for contract in all_contracts().values():
         for statement in _source_table_sql(contract, tables, columns):
             conn.execute(statement)

@@ -162,13 +162,16 @@ def upstream(model: Model, names) -> set[str]:
 
 
 def model_fingerprint(reference_dir: Path) -> str:
-    """Changes whenever reference data or a model changes, i.e. whenever the marts must be rebuilt."""
+    """Changes whenever reference data or a model changes, i.e. whenever the marts must be rebuilt; a
+    model's declaration too (its descriptions: a table rebuilt by year keeps those it has, see _build)."""
     digest = hashlib.sha256()
     for path in sorted(Path(reference_dir).glob("*.csv")):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     for model in sorted(all_models(), key=lambda m: m.name):
-        digest.update(f"{model.name}\n{model.materialized}\n{model.select}".encode())
+        declared = (model.materialized, model.select, model.description, model.grain, model.columns, model.audits,
+                    model.partition_by, model.partition_guard)
+        digest.update(f"{model.name}\n{declared!r}".encode())
     return digest.hexdigest()
 
 
@@ -228,11 +231,19 @@ def _build(conn: duckdb.DuckDBPyConnection, model: Model, years: tuple[int, ...]
             conn.execute(f"INSERT INTO {model.name} BY NAME SELECT * FROM ({model.select}) WHERE {rebuilt}")
     except duckdb.Error as error:
         raise ModelError(f"model {model.name} ({model.origin}): {str(error).splitlines()[0]}") from error
+    if rebuilt is None:  # rebuilt by year: the model and its descriptions are as at its last build (model_fingerprint)
+        _describe(conn, model)
+    failures = _failing_rows(conn, model, rebuilt)
+    if failures:
+        raise ModelError(f"model {model.name} ({model.origin}): audit failed: "
+                         + " | ".join(f"{audit}: {rows}" for audit, rows in failures))
+
+
+def _describe(conn: duckdb.DuckDBPyConnection, model: Model) -> None:
+    """The model's descriptions on the relation and its columns; every column must have one."""
     kind = "TABLE" if model.materialized == "table" else "VIEW"
     conn.execute(f"COMMENT ON {kind} {model.name} IS {_quote(model.description)}")
-    schema, _, relation = model.name.partition(".")
-    actual = [c for (c,) in conn.execute("SELECT column_name FROM duckdb_columns() WHERE schema_name = ? AND table_name = ?",
-                                         [schema, relation]).fetchall()]
+    actual = [column for column, *_ in conn.execute(f"SELECT * FROM {model.name} LIMIT 0").description]
     if model.columns:
         undescribed = [c for c in actual if c not in model.columns]
         if undescribed:
@@ -240,10 +251,6 @@ def _build(conn: duckdb.DuckDBPyConnection, model: Model, years: tuple[int, ...]
                              + ", ".join(undescribed))
         for column in actual:
             conn.execute(f"COMMENT ON COLUMN {model.name}.{column} IS {_quote(model.columns[column])}")
-    failures = _failing_rows(conn, model, rebuilt)
-    if failures:
-        raise ModelError(f"model {model.name} ({model.origin}): audit failed: "
-                         + " | ".join(f"{audit}: {rows}" for audit, rows in failures))
 
 
 def touched_years(conn: duckdb.DuckDBPyConnection, delivery_ids: Sequence[int]) -> set[int]:

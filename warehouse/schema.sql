@@ -1,4 +1,7 @@
--- Tables the pipeline keeps across runs. Idempotent: applied at the start of every run.
+-- Tables the pipeline keeps across runs. Applied to a build that lacks any of it (warehouse/load.py:
+-- ensure_schema compares the catalog with what this file makes of an empty database), so it holds only
+-- what that comparison sees: CREATE SCHEMA/TABLE IF NOT EXISTS, ALTER TABLE ... ADD COLUMN IF NOT EXISTS
+-- and COMMENT ON (tests/test_declarations.py).
 CREATE SCHEMA IF NOT EXISTS meta;
 CREATE SCHEMA IF NOT EXISTS raw;
 CREATE SCHEMA IF NOT EXISTS staging;

@@ -76,15 +76,21 @@ def read_quarantine(warehouse: Path, source: str | None = None, status: str | No
                     rule: str | None = None, delivery_id: int | None = None, run_id: str | None = None) -> pl.DataFrame:
     """Quarantined rows with their file and the rule in plain words; status None means every status."""
     with duckdb.connect(str(internal_file(warehouse)), read_only=True) as conn:
-        frame = conn.sql("""
-            SELECT q.delivery_id, d.source, d.file_name, q.line_number, q.rule, q.column_name, q.value,
-                   q.status, q.note, q.resolved_by, q.resolved_at
-            FROM meta.quarantine AS q JOIN meta.deliveries AS d USING (delivery_id)
-            WHERE ($source IS NULL OR d.source = $source) AND ($status IS NULL OR q.status = $status)
-              AND ($rule IS NULL OR q.rule = $rule) AND ($delivery IS NULL OR q.delivery_id = $delivery)
-              AND ($run IS NULL OR d.run_id = $run)
-            ORDER BY q.delivery_id, q.line_number, q.rule""",
-            params={"source": source, "status": status, "rule": rule, "delivery": delivery_id, "run": run_id}).pl()
+        return select_quarantine(conn, source, status, rule, delivery_id, run_id)
+
+
+def select_quarantine(conn: duckdb.DuckDBPyConnection, source: str | None = None, status: str | None = "open",
+                      rule: str | None = None, delivery_id: int | None = None, run_id: str | None = None) -> pl.DataFrame:
+    """read_quarantine over an open connection to the warehouse."""
+    frame = conn.sql("""
+        SELECT q.delivery_id, d.source, d.file_name, q.line_number, q.rule, q.column_name, q.value,
+               q.status, q.note, q.resolved_by, q.resolved_at
+        FROM meta.quarantine AS q JOIN meta.deliveries AS d USING (delivery_id)
+        WHERE ($source IS NULL OR d.source = $source) AND ($status IS NULL OR q.status = $status)
+          AND ($rule IS NULL OR q.rule = $rule) AND ($delivery IS NULL OR q.delivery_id = $delivery)
+          AND ($run IS NULL OR d.run_id = $run)
+        ORDER BY q.delivery_id, q.line_number, q.rule""",
+        params={"source": source, "status": status, "rule": rule, "delivery": delivery_id, "run": run_id}).pl()
     rules = frame.select("source", "rule", "column_name").unique()
     descriptions = rules.with_columns(pl.Series("rule_description", [describe_rule(*row) for row in rules.iter_rows()],
                                                 dtype=pl.Utf8))

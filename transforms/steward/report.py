@@ -8,12 +8,13 @@ from __future__ import annotations
 import datetime as dt
 import html
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from transforms.steward.quarantine import read_quarantine
+from transforms.steward.quarantine import select_quarantine
 from warehouse.files import internal_file
 
 ROWS_PER_DELIVERY = 500  # the rest is one `boligdata quarantine list --delivery N` away
@@ -32,16 +33,24 @@ def report_dir(warehouse: Path) -> Path:
     return warehouse.with_name(f"{warehouse.stem}_reports")
 
 
-def _run_deliveries(warehouse: Path, run_id: str) -> pl.DataFrame:
-    with duckdb.connect(str(internal_file(warehouse)), read_only=True) as conn:
-        return conn.sql("""SELECT delivery_id, source, file_name, status, reason, rows_read, rows_loaded, rows_quarantined,
-                                  warnings
-                           FROM meta.deliveries WHERE run_id = ? ORDER BY delivery_id""", params=[run_id]).pl()
+@dataclass(frozen=True)
+class RunOutcome:
+    """What the reports of a run show, read from the warehouse in one go (read_run)."""
+    warehouse: Path
+    run_id: str
+    deliveries: pl.DataFrame  # the files the run took in, with their status
+    problems: pl.DataFrame  # their quarantined rows, described (select_quarantine)
+    open_problems: int  # open quarantined row problems in the whole warehouse
 
 
-def _open_problem_count(warehouse: Path) -> int:
+def read_run(warehouse: Path, run_id: str) -> RunOutcome:
     with duckdb.connect(str(internal_file(warehouse)), read_only=True) as conn:
-        return conn.execute("SELECT count(*) FROM meta.quarantine WHERE status = 'open'").fetchall()[0][0]
+        deliveries = conn.sql("""
+            SELECT delivery_id, source, file_name, status, reason, rows_read, rows_loaded, rows_quarantined, warnings
+            FROM meta.deliveries WHERE run_id = ? ORDER BY delivery_id""", params=[run_id]).pl()
+        problems = select_quarantine(conn, status=None, run_id=run_id)
+        (open_problems,) = conn.execute("SELECT count(*) FROM meta.quarantine WHERE status = 'open'").fetchall()[0]
+    return RunOutcome(warehouse, run_id, deliveries, problems, open_problems)
 
 
 def _table(headers: list[str], rows: list[list], numeric: set[int] = frozenset()) -> str:
@@ -54,17 +63,15 @@ def _table(headers: list[str], rows: list[list], numeric: set[int] = frozenset()
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def render_html(warehouse: Path, run_id: str, generated_at: dt.datetime | None = None) -> str:
+def render_html(run: RunOutcome, generated_at: dt.datetime | None = None) -> str:
     generated_at = generated_at or dt.datetime.now()
-    deliveries = _run_deliveries(warehouse, run_id)
-    problems = read_quarantine(warehouse, status=None, run_id=run_id)
-    open_total = _open_problem_count(warehouse)
+    run_id, deliveries, problems = run.run_id, run.deliveries, run.problems
     parts = [
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
         f"<title>boligdata steward report {html.escape(run_id)}</title><style>{_STYLE}</style></head><body>",
         "<h1>boligdata: steward report</h1>",
-        f"<p class=muted>Run {html.escape(run_id)}, {generated_at:%Y-%m-%d %H:%M}. Warehouse {html.escape(str(warehouse))}. "
-        f"Open quarantined row problems in the whole warehouse: {open_total}.</p>",
+        f"<p class=muted>Run {html.escape(run_id)}, {generated_at:%Y-%m-%d %H:%M}. Warehouse {html.escape(str(run.warehouse))}. "
+        f"Open quarantined row problems in the whole warehouse: {run.open_problems}.</p>",
         "<h2>Files taken in</h2>",
         _table(["delivery", "file", "status", "rows read", "loaded", "quarantined"],
                [[d["delivery_id"], f"{d['source']}/{d['file_name']}", d["status"], d["rows_read"], d["rows_loaded"],
@@ -108,22 +115,21 @@ def render_html(warehouse: Path, run_id: str, generated_at: dt.datetime | None =
     return "\n".join(parts)
 
 
-def write_steward_report(warehouse: Path, run_id: str) -> Path:
+def write_steward_report(run: RunOutcome) -> Path:
     """Write the run's report beside the warehouse, and `latest.html` as a copy of it."""
-    folder = report_dir(warehouse)
+    folder = report_dir(run.warehouse)
     folder.mkdir(exist_ok=True)
     now = dt.datetime.now()
-    path = folder / f"run-{now:%Y%m%dT%H%M%S}-{run_id[:8]}.html"
-    path.write_text(render_html(warehouse, run_id, now), encoding="utf-8")
+    path = folder / f"run-{now:%Y%m%dT%H%M%S}-{run.run_id[:8]}.html"
+    path.write_text(render_html(run, now), encoding="utf-8")
     shutil.copyfile(path, folder / "latest.html")
     return path
 
 
-def render_markdown(warehouse: Path, run_id: str, top_rules: int = 5) -> str:
+def render_markdown(run: RunOutcome, top_rules: int = 5) -> str:
     """The run in a few lines for the Prefect UI: deliveries by status and the most frequent failing rules."""
-    deliveries = _run_deliveries(warehouse, run_id)
-    problems = read_quarantine(warehouse, status=None, run_id=run_id)
-    lines = ["# boligdata run", "", f"Warehouse: `{warehouse}`", "", "| status | files | rows loaded | rows quarantined |",
+    deliveries, problems = run.deliveries, run.problems
+    lines = ["# boligdata run", "", f"Warehouse: `{run.warehouse}`", "", "| status | files | rows loaded | rows quarantined |",
              "|---|---:|---:|---:|"]
     for status, group in deliveries.group_by("status", maintain_order=True):
         lines.append(f"| {status[0]} | {group.height} | {group['rows_loaded'].fill_null(0).sum()} | "

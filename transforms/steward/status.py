@@ -16,7 +16,7 @@ import datetime as dt
 import difflib
 import html
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 
 import duckdb
@@ -28,6 +28,7 @@ from transforms.reference import (
     changed_defaults,
     read_reference_table,
     reference_for,
+    reference_stamp,
 )
 from transforms.sources import contract_for
 from transforms.steward.quarantine import describe_rule
@@ -55,6 +56,12 @@ def header_of(source: str, column: str | None) -> str | None:
 def known_names(reference_dir: Path) -> dict[str, dict[str, str]]:
     """Per unknown_* rule, the names it compares against as the reference data spells them, each with
     what it stands for (an alias and the area's name both stand for the area id)."""
+    reference_dir = Path(reference_dir).resolve()
+    return _known_names(reference_dir, reference_stamp(reference_dir))
+
+
+@cache  # the status page is written after every run; the names change only with the reference files
+def _known_names(reference_dir: Path, stamp: tuple[float, ...]) -> dict[str, dict[str, str]]:
     def names(table: str, name: str, key: str | None = None, where=None) -> dict[str, str]:
         frame = read_reference_table(reference_dir, table)
         if where is not None:
