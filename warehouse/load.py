@@ -76,8 +76,8 @@ def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
     writes nothing (schema.sql applied again took 0.1 s of a served month's build)."""
     schemas, tables, columns = _catalog(conn)
     declared_schemas, declared_tables, declared_columns = _declared_meta()
-    if (declared_schemas - schemas or any(tables.get(table, "missing") != c for table, c in declared_tables.items())
-            or any(columns.get(column, "missing") != c for column, c in declared_columns.items())):
+    if not (declared_schemas <= schemas and declared_tables.items() <= tables.items()
+            and declared_columns.items() <= columns.items()):
         conn.execute(SCHEMA_SQL.read_text(encoding="utf-8"))
         schemas, tables, columns = _catalog(conn)
     for contract in all_contracts().values():
