@@ -125,6 +125,10 @@ def _run(args: argparse.Namespace) -> int:
             return 0
         return guard.run_supervised(_run_argv(args))  # the run below, in a child that leaks nothing
 
+    from transforms.ledger.deliveries import hash_landed_files
+
+    # the landed files are hashed on the idle core while Prefect and GX are imported and its server starts
+    threading.Thread(target=hash_landed_files, args=(args.landing,), name="landing-hash", daemon=True).start()
     _quiet_prefect(args.verbose)
     from flows.pipeline import (
         run_pipeline,  # Prefect's import is slow; keep --help and checks fast
@@ -676,8 +680,8 @@ def _report(args: argparse.Namespace) -> int:
         written = write_report(args.warehouse, args.plan, args.period, args.out)
     except ReportError as problem:
         return _fail(str(problem), 2)
-    print(f"report {written.report_id} ({args.plan}, {args.period}) in {written.seconds:.1f} s, "
-          f"{written.revisions} figure(s) revised since the plan's last report:")
+    print(f"report {written.report_id} ({args.plan}, {args.period}) in {written.seconds:.1f} s; since the plan's "
+          f"last report {written.revisions} figure(s) revised, {written.changed_verdicts} verdict(s) changed:")
     print(f"  {written.html}")
     print(f"  {written.pdf}")
     return 0

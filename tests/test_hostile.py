@@ -98,6 +98,47 @@ def test_reference_data_that_contradicts_itself_stops_the_run(tmp_path, name, ch
         check_reference_tables(reference)
 
 
+def test_reference_data_is_checked_once_per_version_and_again_after_an_edit(tmp_path, monkeypatch):
+    """A served worker checks and reads the reference files once per version of them: an edit, even
+    one that puts the modification time back, is checked and read again; a failed check is not kept."""
+    import os
+    import shutil
+
+    from transforms import file_versions
+    from transforms.file_versions import RECENT_CHANGE_NS
+    from transforms.reference import load_reference
+
+    reference = tmp_path / "reference"
+    shutil.copytree(DEFAULT_REFERENCE_DIR, reference)
+    plans = reference / "plan_areas.csv"
+
+    def settled():  # the clock, faked: every file changed long enough ago to have a version
+        newest = max(os.stat(p).st_ctime_ns for p in reference.glob("*.csv"))
+        monkeypatch.setattr(file_versions, "time_ns", lambda: newest + RECENT_CHANGE_NS + 1)
+
+    settled()
+    checks = check_reference_tables.cache_info().misses
+    check_reference_tables(reference)
+    check_reference_tables(reference)
+    assert check_reference_tables.cache_info().misses == checks + 1
+    assert load_reference(reference) is load_reference(reference)
+
+    before, text = os.stat(plans), plans.read_text(encoding="utf-8")
+    plans.write_text(text + "slagelse-2017;atlantis\n", encoding="utf-8")
+    os.utime(plans, ns=(before.st_atime_ns, before.st_mtime_ns))  # the modification time put back
+    monkeypatch.setattr(file_versions, "time_ns", lambda: os.stat(plans).st_ctime_ns)  # just changed
+    for _ in range(2):  # no version yet: checked every time
+        with pytest.raises(ReferenceDataError, match="atlantis"):
+            check_reference_tables(reference)
+    settled()
+    with pytest.raises(ReferenceDataError, match="atlantis"):  # a failure is not kept
+        check_reference_tables(reference)
+    plans.write_text(text, encoding="utf-8")
+    settled()
+    check_reference_tables(reference)
+    assert check_reference_tables.cache_info().misses == checks + 3
+
+
 def test_an_xlsx_that_inflates_past_the_bound_is_rejected_before_it_is_read(paths, monkeypatch):
     import zipfile
 

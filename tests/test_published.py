@@ -140,10 +140,16 @@ def test_a_run_killed_between_its_two_renames_is_published_by_the_next_writer(pu
     shutil.copyfile(internal_path(published), internal_path(warehouse))
     # the internal file moved on (its rename happened), FILE did not (killed before the second)
     record_run(internal_path(warehouse), RunSummary("ahead", "(test)", str(warehouse), dt.datetime.now(), None))
+    # and it left what a run killed while publishing leaves: its build, FILE's next version, their logs
+    leftovers = [tmp_path / name for name in (".w.duckdb.building", ".w.duckdb.building.wal",
+                                              ".w.duckdb.publishing", ".w.duckdb.publishing.wal")]
+    for leftover in leftovers:
+        leftover.write_bytes(b"left by a killed run")
     assert not published_is_current(warehouse)
     with warehouse_write(warehouse, RunSummary("noop", "(test)", str(warehouse), dt.datetime.now(), None)) as write:
         write.discard()
     assert published_is_current(warehouse)
+    assert [leftover.name for leftover in leftovers if leftover.exists()] == []
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         assert conn.execute("SELECT count(*) FROM meta.runs WHERE run_id = 'ahead'").fetchall() == [(1,)]
 

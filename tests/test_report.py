@@ -148,3 +148,22 @@ def test_a_correction_after_a_report_leaves_it_unchanged_and_the_next_report_lis
     html = second.html.read_text(encoding="utf-8")
     assert "Tal rettet siden sidste rapport" in html and "boligkorsoer_2019-2021_rettet.csv" in html
     assert f"Sammenlignet med rapport {first.report_id}" in html
+    # the corrected figure is still no fall of 10 % on 2020: the verdict stands, and the report says so
+    assert second.changed_verdicts == 0 and "Ingen: hvert mål har samme vurdering som i sidste rapport." in html
+
+    # a second correction (49 -> 20 move-outs) makes Motalavej's fall large enough: the verdict turns
+    (landing / "boligorg_afdelinger" / "boligkorsoer_2019-2021_rettet_igen.csv").write_bytes(
+        original.replace(b";015;2021;300;49;", b";015;2021;300;20;"))
+    ingest_all(landing, internal_file(warehouse))
+    write_published(internal_file(warehouse), warehouse)
+    third = write_report(warehouse, "slagelse-2017", "2021", tmp_path / "out")
+    assert third.changed_verdicts == 1
+    assert query(warehouse, """SELECT report_id, met, verdict FROM meta.reported_figures WHERE kind = 'target'
+        AND target_id = '2-fraflytning-falder-10-pct' AND scope_id = 'motalavej' ORDER BY report_id""") == [
+        (first.report_id, False, "ikke opfyldt"), (second.report_id, False, "ikke opfyldt"), (third.report_id, True, "opfyldt")]
+    text = re.sub(r"<[^>]+>", "|", third.html.read_text(encoding="utf-8"))
+    changed = text[text.index("Vurderinger ændret siden sidste rapport"):]
+    assert re.search(r"2-fraflytning-falder-10-pct\|+Motalavej \(Korsør\)\|+2021: ikke opfyldt\|+2021: opfyldt\|+"
+                     r"\d+: boligorg_afdelinger/boligkorsoer_2019-2021_rettet_igen.csv", changed)
+    pages = "\n".join(page.extract_text() for page in PdfReader(third.pdf).pages)
+    assert "Vurderinger ændret siden sidste rapport" in pages and "2021: opfyldt" in pages

@@ -83,18 +83,20 @@ def test_a_landed_file_is_read_once_per_version_for_its_hash(tmp_path, monkeypat
     import os
     import time
 
+    from transforms import file_versions
+    from transforms.file_versions import RECENT_CHANGE_NS
     from transforms.ledger import deliveries
 
     def clock_at(ns):  # the clock, faked: how long ago the file changed decides
-        monkeypatch.setattr(deliveries, "time_ns", lambda: ns)
+        monkeypatch.setattr(file_versions, "time_ns", lambda: ns)
 
     path = tmp_path / "s.csv"
     path.write_bytes(b"a;b\r\n1;2\r\n")
     first, reads = hashlib.sha256(b"a;b\r\n1;2\r\n").hexdigest(), deliveries._sha256_of_version.cache_info().misses
-    clock_at(os.stat(path).st_ctime_ns + deliveries.RECENT_CHANGE_NS // 2)
+    clock_at(os.stat(path).st_ctime_ns + RECENT_CHANGE_NS // 2)
     assert deliveries.sha256_of(path) == first
     assert deliveries._sha256_of_version.cache_info().misses == reads  # changed recently: not remembered
-    clock_at(os.stat(path).st_ctime_ns + deliveries.RECENT_CHANGE_NS + 1)
+    clock_at(os.stat(path).st_ctime_ns + RECENT_CHANGE_NS + 1)
     for _ in range(3):
         assert deliveries.sha256_of(path) == first
     assert deliveries._sha256_of_version.cache_info().misses == reads + 1  # read once
@@ -104,5 +106,5 @@ def test_a_landed_file_is_read_once_per_version_for_its_hash(tmp_path, monkeypat
         os.utime(path, ns=(changed.st_atime_ns, changed.st_mtime_ns))
     path.write_bytes(b"a;b\r\n3;4\r\n")  # same size
     os.utime(path, ns=(changed.st_atime_ns, changed.st_mtime_ns))  # and the modification time put back
-    clock_at(os.stat(path).st_ctime_ns + deliveries.RECENT_CHANGE_NS + 1)
+    clock_at(os.stat(path).st_ctime_ns + RECENT_CHANGE_NS + 1)
     assert deliveries.sha256_of(path) == hashlib.sha256(b"a;b\r\n3;4\r\n").hexdigest()

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cached_property
 from pathlib import Path
 
 import polars as pl
 
+from transforms.file_versions import kept_per_version
 from transforms.sources import normalize_label
 from transforms.sources.kommune_noegletal import POPULATION_MEASURES
 
@@ -162,6 +163,12 @@ REFERENCE_CHECKS = [
 ]
 
 
+def reference_files(reference_dir: Path) -> list[Path]:
+    """The files what is read from the reference data is kept under (transforms/file_versions.py)."""
+    return sorted(Path(reference_dir).glob("*.csv"))
+
+
+@kept_per_version(reference_files)  # a served worker checks them once per version, not at every run (0.07 s)
 def check_reference_tables(reference_dir: Path) -> None:
     """Read every reference file and check they hold together (keys, references, completeness), so a
     broken or contradictory one stops a run before it has done anything."""
@@ -223,8 +230,13 @@ class Reference:
         return self._department_areas_by_year[year]
 
 
-@cache
-def _load_reference(reference_dir: Path, stamp: tuple[float, ...]) -> Reference:
+def load_reference(reference_dir: Path | str = DEFAULT_REFERENCE_DIR) -> Reference:
+    """The reference data as of the files' current content (re-read when a steward edits them)."""
+    return _read_reference(reference_dir)
+
+
+@kept_per_version(reference_files)
+def _read_reference(reference_dir: Path) -> Reference:
     kommuner = read_reference_table(reference_dir, "kommuner")
     aliases = read_reference_table(reference_dir, "scope_aliases")
     scopes = {normalize_label(row["alias"]): Scope(row["level"], row["scope_id"]) for row in aliases.iter_rows(named=True)}
@@ -252,17 +264,6 @@ def _load_reference(reference_dir: Path, stamp: tuple[float, ...]) -> Reference:
             for row in departments.iter_rows(named=True)
         ),
     )
-
-
-def reference_stamp(reference_dir: Path) -> tuple[float, ...]:
-    """Changes when a steward edits a reference file: what is read from them is kept under it."""
-    return tuple(p.stat().st_mtime for p in sorted(Path(reference_dir).glob("*.csv")))
-
-
-def load_reference(reference_dir: Path | str = DEFAULT_REFERENCE_DIR) -> Reference:
-    """The reference data as of the files' current content (re-read when a steward edits them)."""
-    reference_dir = Path(reference_dir).resolve()
-    return _load_reference(reference_dir, reference_stamp(reference_dir))
 
 
 # --- the warehouse's own reference data --------------------------------------------------------------

@@ -87,11 +87,12 @@ def spill_dir(build: Path) -> Path:
 
 
 def _remove_build(build: Path) -> None:
-    """The build, its write-ahead log (DuckDB would replay a stale one into a fresh copy), its spill and
-    a half-written published file."""
-    build.unlink(missing_ok=True)
-    build.with_name(build.name.replace(".building", ".publishing")).unlink(missing_ok=True)
-    build.with_name(f"{build.name}.wal").unlink(missing_ok=True)
+    """The build and a half-written published file, each with its write-ahead log (DuckDB would replay a
+    stale one into a fresh copy), and the build's spill."""
+    publishing = build.with_name(build.name.replace(".building", ".publishing"))
+    for leftover in (build, publishing):
+        leftover.unlink(missing_ok=True)
+        leftover.with_name(f"{leftover.name}.wal").unlink(missing_ok=True)
     shutil.rmtree(spill_dir(build), ignore_errors=True)
 
 

@@ -222,6 +222,20 @@ def sections(data: ReportData) -> list[dict]:
                              "; ".join(r["changed_by_files"]) or "ingen ny levering (referencedata eller beregning ændret)"])
             add({"table": {"head": ["Indikator", "Område/plan", "Periode", "Før", "Nu", "Ændret af levering"], "rows": rows,
                            "widths": [3, 2, 1, 1.2, 1.2, 4], "small": True}})
+        add({"h3": "Vurderinger ændret siden sidste rapport"})
+        if data.changed_verdicts:
+            rows = []
+            for r in data.changed_verdicts:
+                why = ("; ".join(r["changed_by_files"]) if r["changed_by_files"]
+                       else "ingen ny levering (referencedata eller beregning ændret)")
+                if r["period"] != r["period_new"]:
+                    why = f"vurderet på et nyere år ({r['period_new']}); " + why
+                rows.append([r["target_id"], _name(data, r["scope_id"]), f"{r['period']}: {r['verdict']}",
+                             f"{r['period_new']}: {r['verdict_new']}", why])
+            add({"table": {"head": ["Mål", "Område/plan", "Før", "Nu", "Hvorfor"], "rows": rows,
+                           "widths": [3, 2, 3, 3, 4], "small": True}})
+        else:
+            add({"p": "Ingen: hvert mål har samme vurdering som i sidste rapport."})
     return blocks
 
 

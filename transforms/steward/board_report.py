@@ -250,7 +250,8 @@ class ReportData:
     deliveries: list[dict] = field(default_factory=list)
     quarantine: list[dict] = field(default_factory=list)
     previous_report: dict | None = None
-    revisions: list[dict] = field(default_factory=list)
+    revisions: list[dict] = field(default_factory=list)  # figures whose value changed since the previous report
+    changed_verdicts: list[dict] = field(default_factory=list)  # targets met then and not now, or the reverse
     scope_names: dict[str, str] = field(default_factory=dict)
 
 
@@ -494,15 +495,25 @@ def _data_quality(conn, data: ReportData) -> None:
     keys = ["kind", "indicator", "level", "scope_id", "period", "target_id"]
     joined = old.join(new, on=keys, suffix="_new")
     files = {d: f"{s}/{f}" for d, s, f in conn.execute("SELECT delivery_id, source, file_name FROM meta.deliveries").fetchall()}
+
+    def changed_by(r: dict) -> dict:
+        ids = sorted(set(r["delivery_ids_new"]) - set(r["delivery_ids"] or []))
+        return {"changed_by": ids, "changed_by_files": [f"{d}: {files.get(d, '?')}" for d in ids]}
+
     for r in joined.iter_rows(named=True):
         same = (r["suppressed"] == r["suppressed_new"]
                 and (r["value"] == r["value_new"] or (r["value"] is not None and r["value_new"] is not None
                                                       and abs(r["value"] - r["value_new"]) < 1e-9)))
-        if same:
-            continue
-        changed_by = sorted(set(r["delivery_ids_new"]) - set(r["delivery_ids"] or []))
-        data.revisions.append(r | {"changed_by": changed_by,
-                                   "changed_by_files": [f"{d}: {files.get(d, '?')}" for d in changed_by]})
+        if not same:
+            data.revisions.append(r | changed_by(r))
+    # a verdict is compared per target and scope: met, not met or not to be judged, in whichever year each
+    # report judged it (a later year with data, or the same year with corrected figures)
+    judged = _frame(conn, """SELECT target_id, scope_id, period, met, verdict, delivery_ids FROM meta.reported_figures
+        WHERE report_id = ? AND kind = 'target'""", [previous[0]["report_id"]])
+    now = data.figures.filter(kind="target").select("target_id", "scope_id", "period", "met", "verdict", "delivery_ids")
+    for r in judged.join(now, on=["target_id", "scope_id"], suffix="_new").sort("target_id", "scope_id").iter_rows(named=True):
+        if r["met"] != r["met_new"]:
+            data.changed_verdicts.append(r | changed_by(r))
 
 
 @dataclass
@@ -512,6 +523,7 @@ class WrittenReport:
     pdf: Path
     seconds: float
     revisions: int
+    changed_verdicts: int
 
 
 def check_out_dir(out) -> Path:
@@ -578,7 +590,8 @@ def write_report(warehouse, plan_id: str, period_text: str, out, created_by: str
         for path in written:
             path.unlink(missing_ok=True)
         raise
-    return WrittenReport(report_id, html_path, pdf_path, time.perf_counter() - started, len(data.revisions))
+    return WrittenReport(report_id, html_path, pdf_path, time.perf_counter() - started, len(data.revisions),
+                         len(data.changed_verdicts))
 
 
 def list_reports(warehouse) -> pl.DataFrame:

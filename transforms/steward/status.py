@@ -16,19 +16,20 @@ import datetime as dt
 import difflib
 import html
 from dataclasses import dataclass, field
-from functools import cache, cached_property
+from functools import cached_property
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
+from transforms.file_versions import kept_per_version
 from transforms.reference import (
     DEFAULT_REFERENCE_DIR,
     ReferenceDataError,
     changed_defaults,
     read_reference_table,
+    reference_files,
     reference_for,
-    reference_stamp,
 )
 from transforms.sources import contract_for
 from transforms.steward.quarantine import describe_rule
@@ -53,15 +54,10 @@ def header_of(source: str, column: str | None) -> str | None:
         return column
 
 
+@kept_per_version(reference_files)  # the status page is written after every run; the names change with the files
 def known_names(reference_dir: Path) -> dict[str, dict[str, str]]:
     """Per unknown_* rule, the names it compares against as the reference data spells them, each with
     what it stands for (an alias and the area's name both stand for the area id)."""
-    reference_dir = Path(reference_dir).resolve()
-    return _known_names(reference_dir, reference_stamp(reference_dir))
-
-
-@cache  # the status page is written after every run; the names change only with the reference files
-def _known_names(reference_dir: Path, stamp: tuple[float, ...]) -> dict[str, dict[str, str]]:
     def names(table: str, name: str, key: str | None = None, where=None) -> dict[str, str]:
         frame = read_reference_table(reference_dir, table)
         if where is not None:

@@ -42,29 +42,26 @@ plan_measures AS (
     GROUP BY m.measure, pa.plan_id, m.year, ps.area_count
     HAVING count(DISTINCT m.scope_id) = ps.area_count
 ),
--- NOT MATERIALIZED: inlined where used, so that a partial build's filter on year reaches core.measures
-scoped_measures AS NOT MATERIALIZED (
+scoped_measures AS (
     SELECT measure, level, scope_id, year, value FROM core.measures
     UNION ALL
     SELECT measure, level, scope_id, year, value FROM plan_measures
 ),
-indicator_scopes AS (
-    SELECT DISTINCT i.indicator, m.level, m.scope_id, m.year
-    FROM ref.indicators AS i
-    JOIN scoped_measures AS m ON m.measure IN (i.numerator_measure, i.delivered_measure)
-),
+-- one pass over the measures, each picked by its role in the indicator: referenced once, plan_measures is
+-- not materialized, so that a partial build's filter on year reaches core.measures
 indicator_inputs AS (
-    SELECT s.indicator, s.level, s.scope_id, s.year, i.unit, i.scale, i.denominator_measure, i.person_based,
-           n.value AS numerator, d.value AS denominator, v.value AS delivered_value
-    FROM indicator_scopes AS s
-    JOIN ref.indicators AS i
-      ON i.indicator = s.indicator AND list_contains(string_split(i.levels, ','), s.level)
-    LEFT JOIN scoped_measures AS n
-        ON n.measure = i.numerator_measure AND n.level = s.level AND n.scope_id = s.scope_id AND n.year = s.year
-    LEFT JOIN scoped_measures AS d
-        ON d.measure = i.denominator_measure AND d.level = s.level AND d.scope_id = s.scope_id AND d.year = s.year
-    LEFT JOIN scoped_measures AS v
-        ON v.measure = i.delivered_measure AND v.level = s.level AND v.scope_id = s.scope_id AND v.year = s.year
+    SELECT i.indicator, m.level, m.scope_id, m.year, any_value(i.unit) AS unit, any_value(i.scale) AS scale,
+           any_value(i.denominator_measure) AS denominator_measure, any_value(i.person_based) AS person_based,
+           any_value(m.value) FILTER (WHERE m.measure = i.numerator_measure) AS numerator,
+           any_value(m.value) FILTER (WHERE m.measure = i.denominator_measure) AS denominator,
+           any_value(m.value) FILTER (WHERE m.measure = i.delivered_measure) AS delivered_value
+    FROM ref.indicators AS i
+    JOIN scoped_measures AS m
+      ON m.measure IN (i.numerator_measure, i.denominator_measure, i.delivered_measure)
+     AND list_contains(string_split(i.levels, ','), m.level)
+    GROUP BY i.indicator, m.level, m.scope_id, m.year
+    -- a figure exists where its numerator (or its delivered rate) does, not where only its denominator does
+    HAVING count(*) FILTER (WHERE m.measure IN (i.numerator_measure, i.delivered_measure)) > 0
 ),
 disclosure AS (
     SELECT max(value) FILTER (WHERE setting = 'min_denominator') AS min_denominator,
