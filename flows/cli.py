@@ -555,6 +555,21 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_alias(warehouse: Path, folder: Path, alias: str, scope_id: str) -> str:
+    """reference alias: the edit, recorded through the one write sequence (the marts stay as they are)."""
+    from transforms.ledger.deliveries import LedgerSnapshot
+    from transforms.ledger.runs import RunSummary
+    from transforms.reference import restored_on_failure
+    from transforms.steward.quarantine import add_scope_alias
+    from warehouse.build import warehouse_write
+
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    run = RunSummary(f"alias-{now:%Y%m%dT%H%M%S}", "(reference alias)", str(warehouse), now,
+                     LedgerSnapshot.read(warehouse).model_fingerprint)
+    with restored_on_failure(folder / "scope_aliases.csv"), warehouse_write(warehouse, run) as write:
+        return add_scope_alias(write.build, folder, alias, scope_id)
+
+
 def _reference(args: argparse.Namespace) -> int:
     from transforms.reference import (
         ReferenceDataError,
@@ -580,6 +595,11 @@ def _reference(args: argparse.Namespace) -> int:
         elif args.ref_action == "check":
             check_reference_tables(folder)
             print(f"{folder}: every reference file reads")
+        elif args.ref_action == "alias":
+            line = _add_alias(warehouse, folder, args.alias, args.scope_id)
+            print(f"added {line} to {folder / 'scope_aliases.csv'}; `boligdata quarantine retry --warehouse "
+                  f"{args.warehouse}` loads the rows it held back")
+            _refresh_status(warehouse, folder)
         elif args.ref_action in ("adopt", "keep"):
             known = {c.file: c for c in changed_defaults(folder)}
             for name in args.files:
@@ -969,6 +989,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub = ref_actions.add_parser(name, help=text)
         sub.add_argument("--warehouse", type=Path, required=True)
         sub.set_defaults(handler=_reference)
+    aliasing = ref_actions.add_parser("alias", help="add ALIAS, a spelling senders use, for the area or bydel SCOPE_ID "
+                                                    "(scope_aliases.csv); then `quarantine retry`")
+    aliasing.add_argument("alias", metavar="ALIAS", help="the name as delivered, e.g. Motalvej")
+    aliasing.add_argument("scope_id", metavar="SCOPE_ID", help="the area or bydel id it stands for, e.g. motalavej")
+    aliasing.add_argument("--warehouse", type=Path, required=True)
+    aliasing.set_defaults(handler=_reference, needs_warehouse=True)
     for name, text in (("adopt", "take the changed shipped default FILE(s) into the folder, over local edits"),
                        ("keep", "keep the local FILE(s) and stop reporting the changed shipped default")):
         sub = ref_actions.add_parser(name, help=text)

@@ -1,6 +1,7 @@
 """The steward's desk in the browser: what is open now, each problem's rows as delivered, and the
-CLI's actions (waive with a reason, dismiss a rejected file, retry, the raw file), each recorded with
-who and when (meta.quarantine resolved_*, meta.steward_actions).
+CLI's actions (waive with a reason, dismiss a rejected file, retry, the raw file, an unknown area's
+name made an alias and retried), each recorded with who and when (meta.quarantine resolved_*,
+meta.steward_actions).
 
 Served by `boligdata serve` beside the Prefect UI (`--desk-port`, default 4300) on 127.0.0.1. Every
 change is a POST that must carry the desk's token (a hidden field of the desk's own forms, or the
@@ -40,10 +41,14 @@ from transforms.ledger.runs import RunSummary
 from transforms.reference import (
     ReferenceDataError,
     check_reference_tables,
+    load_reference,
     reference_for,
+    restored_on_failure,
 )
+from transforms.sources import normalize_label
 from transforms.steward.quarantine import (
     StewardError,
+    add_scope_alias,
     dismiss_file,
     read_deliveries,
     read_quarantine,
@@ -85,7 +90,11 @@ _CONTROLS = {
 <form method=post action="/waive"><input type=hidden name=token value="{{ token }}">
 <input type=hidden name=delivery value="{{ item.delivery_id }}"><input type=hidden name=line value="{{ item.line_number }}">
 <input type=text name=reason placeholder="reason" required aria-label="reason" style="width:9rem">
-<button>Waive</button></form></div>"""),
+<button>Waive</button></form>{% if scopes %}
+<form method=post action="/alias"><input type=hidden name=token value="{{ token }}">
+<input type=hidden name=alias value="{{ item.value }}"><select name=scope aria-label="what it stands for">
+{% for name, scope in scopes %}<option value="{{ scope }}">{{ name }} ({{ scope }})</option>{% endfor %}</select>
+<button title="add the name as delivered to scope_aliases.csv and check every open row again">Alias and retry</button></form>{% endif %}</div>"""),
 }
 
 _TOOLBAR = _env.from_string("""<div class=note style="margin:1rem 0">
@@ -175,8 +184,9 @@ class Desk:
         if not self._may_read(request):
             return self._forbidden()
         status = read_status(self.warehouse, self.reference)
-        page = render_status_html(status, links=True,
-                                  controls=lambda kind, item: _CONTROLS[kind].render(item=item, token=self.token))
+        aliases = self._alias_choices()
+        page = render_status_html(status, links=True, controls=lambda kind, item: _CONTROLS[kind].render(
+            item=item, token=self.token, scopes=aliases(item) if kind == "row" else None))
         toolbar = _TOOLBAR.render(token=self.token, reference=str(status.reference_dir), who=self._who({}, request),
                                   named=request.cookies.get(STEWARD_COOKIE, ""), message=request.query_params.get("done"))
         page = page.replace("<!--desk-toolbar-->", toolbar, 1)  # under the summary cards
@@ -224,6 +234,18 @@ class Desk:
                             headers={"Content-Disposition": f'attachment; filename="{Path(name).name}"'})
         text = data.decode({"utf-8-sig": "utf-8-sig"}.get(encoding, encoding), errors="replace")
         return PlainTextResponse(text, headers={"X-Content-Type-Options": "nosniff"})
+
+    def _alias_choices(self):
+        """(name, area or bydel id) for an unknown area's closest known names: what its alias may stand for."""
+        reference = load_reference(self.reference)
+
+        def choices(item: dict) -> list[tuple[str, str]]:
+            if item.get("rule") != "unknown_area" or not item.get("value"):
+                return []
+            scopes = [reference.scopes_by_label.get(normalize_label(name)) for name in item.get("hint") or ()]
+            return list(dict.fromkeys((name, scope.scope_id) for name, scope in zip(item["hint"], scopes)
+                                      if scope is not None and scope.level in ("area", "bydel")))
+        return choices
 
     # --- actions ---
     def _publish(self, action: str, change) -> None:
@@ -288,21 +310,47 @@ class Desk:
             check_reference_tables(reference)
         except ReferenceDataError as problem:
             return PlainTextResponse(f"400: {problem}; nothing was changed\n", status_code=400)
+        outcomes = self._publish("retry", lambda write, run: self._retried(write, run, reference, self._who(form, request)))
+        return self._done(_retry_message(outcomes))
+
+    @staticmethod
+    def _retried(write, run, reference: Path, who: str, publish_anyway: bool = False) -> list:
+        """Every open row checked again against REFERENCE, and the marts rebuilt if any were (in WRITE); a
+        retry that found nothing open publishes nothing, unless the write holds another change."""
         from warehouse.materialize import materialize, model_fingerprint
 
-        def change(write, run):
+        outcomes = retry_quarantined(write.build, reference, who=who)
+        if outcomes:  # the marts, and the run's record of what they were built from
             run.model_fingerprint = model_fingerprint(reference)
-            outcomes = retry_quarantined(write.build, reference, who=self._who(form, request))
-            if not outcomes:
-                write.discard()
-                return outcomes
             materialize(write.build, reference)
-            return outcomes
-        outcomes = self._publish("retry", change)
-        released = sum(o.released_rows for o in outcomes)
-        still = sum(o.still_open_rows for o in outcomes)
-        return self._done(f"retry: {released} row(s) released, {still} still quarantined" if outcomes
-                          else "retry: no open quarantined rows")
+        elif not publish_anyway:
+            write.discard()
+        return outcomes
+
+    async def alias(self, request: Request) -> Response:
+        """An unknown area's name as delivered made an alias of what the steward picked, and every open
+        row checked again, in one write: the rows it held back load now."""
+        form = await self._form(request)
+        if not self._token_ok(form.get("token") or request.headers.get(TOKEN_HEADER)):
+            return self._forbidden()
+        reference, who = self.reference, self._who(form, request)
+
+        def change(write, run):
+            line = add_scope_alias(write.build, reference, form.get("alias", ""), form.get("scope", ""), who)
+            return line, self._retried(write, run, reference, who, publish_anyway=True)
+        try:
+            with restored_on_failure(reference / "scope_aliases.csv"):
+                line, outcomes = self._publish("alias", change)
+        except ReferenceDataError as problem:
+            return PlainTextResponse(f"400: {problem}; nothing was changed\n", status_code=400)
+        return self._done(f"added {line} to scope_aliases.csv; {_retry_message(outcomes)}")
+
+
+def _retry_message(outcomes: list) -> str:
+    if not outcomes:
+        return "retry: no open quarantined rows"
+    return (f"retry: {sum(o.released_rows for o in outcomes)} row(s) released, "
+            f"{sum(o.still_open_rows for o in outcomes)} still quarantined")
 
 
 def create_app(warehouse: Path, reference_dir: Path | None = None, token: str | None = None,
@@ -316,6 +364,7 @@ def create_app(warehouse: Path, reference_dir: Path | None = None, token: str | 
         Route("/waive", desk.waive, methods=["POST"]),
         Route("/dismiss", desk.dismiss, methods=["POST"]),
         Route("/retry", desk.retry, methods=["POST"]),
+        Route("/alias", desk.alias, methods=["POST"]),
         Route("/who", desk.set_who, methods=["POST"]),
     ])
     app.state.desk = desk

@@ -219,6 +219,32 @@ def test_the_steward_loop_end_to_end(desk_warehouse, tmp_path, capsys):
     assert [a["action"] for a in status.actions] == ["waive", "retry"]
 
 
+def test_an_alias_from_the_command_line_is_checked_recorded_and_released_by_retry(desk_warehouse, capsys):
+    """`reference alias` adds a sender's spelling for an area to the warehouse's scope_aliases.csv, with
+    who and when; a spelling that is known already, an id that is no area and a broken line change
+    nothing and exit 2 with one line."""
+    _, warehouse = desk_warehouse
+    aliases = reference_for(warehouse) / "scope_aliases.csv"
+    before = aliases.read_bytes()
+    for argv, said in ((["Motalavej", "motalavej"], "'Motalavej' is known already: it stands for area motalavej"),
+                       (["Motalvej", "atlantis"], "no area or bydel with id 'atlantis'"),
+                       (["Motal;vej", "motalavej"], "without ; or"),
+                       (["Motalvej", "national"], "no area or bydel with id 'national'")):
+        assert main(["reference", "alias", *argv, "--warehouse", str(warehouse)]) == 2
+        err = capsys.readouterr().err
+        assert said in err and err.count("\n") == 1, err
+    assert aliases.read_bytes() == before
+    assert query(warehouse, "SELECT count(*) FROM meta.steward_actions") == [(0,)]
+
+    assert main(["reference", "alias", " Motalvej ", "motalavej", "--warehouse", str(warehouse)]) == 0
+    assert "added Motalvej;area;motalavej to" in capsys.readouterr().out
+    assert aliases.read_bytes() == before + b"Motalvej;area;motalavej\n"
+    assert query(warehouse, "SELECT action, target, result FROM meta.steward_actions") == [
+        ("reference_edit", "scope_aliases.csv", "added Motalvej;area;motalavej")]
+    assert main(["quarantine", "retry", "--warehouse", str(warehouse)]) == 0
+    assert "1 row(s) released, 1 still quarantined" in capsys.readouterr().out
+
+
 def test_the_warehouse_keeps_its_own_reference_data_and_reports_changed_defaults(tmp_path, monkeypatch, capsys):
     import transforms.reference as reference_module
 
@@ -341,6 +367,33 @@ def test_the_desk_shows_what_is_open_and_acts_only_with_its_token(desk):
     assert state["actions"][2]["who"] == "kirsten"
     page = urllib.request.urlopen(base + "/", timeout=30).read().decode()
     assert "not counted in 2016" in page and "sent by mistake" in page
+
+
+def test_the_desk_makes_an_unknown_name_an_alias_of_a_closest_known_one_and_retries(desk):
+    """An unknown area's row offers its closest known areas; picking one adds the name as delivered to
+    scope_aliases.csv and checks every open row again, in one write, recorded with who."""
+    base, warehouse = desk
+    page = urllib.request.urlopen(base + "/", timeout=30).read().decode()
+    token = _token(page)
+    form = page[page.index('action="/alias"'):].split("</form>", 1)[0]
+    assert 'name=alias value="Motalvej"' in form and '<option value="motalavej">Motalavej (motalavej)</option>' in form
+    aliases = reference_for(warehouse) / "scope_aliases.csv"
+    before = aliases.read_bytes()
+    assert _post(base + "/alias", {"alias": "Motalvej", "scope": "motalavej"})[0] == 403
+    status, said = _post(base + "/alias", {"alias": "Motalvej", "scope": "atlantis", "token": token})
+    assert status == 400 and "no area or bydel with id 'atlantis'" in said and "nothing was changed" in said
+    assert aliases.read_bytes() == before
+
+    status, _ = _post(base + "/alias", {"alias": "Motalvej", "scope": "motalavej", "token": token, "who": "kirsten"})
+    assert status == 303
+    assert aliases.read_bytes() == before + b"Motalvej;area;motalavej\n"
+    assert query(warehouse, "SELECT line_number, status, resolved_by FROM meta.quarantine ORDER BY 1") == [
+        (3, "released", "kirsten"), (4, "open", None)]
+    assert query(warehouse, "SELECT action, who, result FROM meta.steward_actions ORDER BY action_id") == [
+        ("reference_edit", "kirsten", "added Motalvej;area;motalavej"),
+        ("retry", "kirsten", "1 row(s) released, 1 still quarantined")]
+    assert query(warehouse, "SELECT count(*) FROM marts.indicator_values WHERE scope_id = 'motalavej' "
+                            "AND indicator = 'frivillige_18plus_andel'") == [(1,)]
 
 
 def test_the_desk_records_the_name_a_steward_gave_it(desk):

@@ -4,7 +4,9 @@ into the warehouse's `ref` schema on every run."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -371,6 +373,49 @@ def adopt_defaults(folder: Path, names: list[str] | None = None) -> list[str]:
         shutil.copyfile(DEFAULT_REFERENCE_DIR / name, Path(folder) / name)
     _copy_defaults(Path(folder), names)
     return names
+
+
+def _replace_bytes(path: Path, data: bytes) -> None:
+    """PATH holds DATA, written beside it and renamed over it (a reader never sees half a file)."""
+    import os
+
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+
+
+@contextlib.contextmanager
+def restored_on_failure(path: Path) -> Iterator[None]:
+    """PATH as it was if the block fails: a reference edit whose check, recording or retry failed is undone."""
+    before = Path(path).read_bytes()
+    try:
+        yield
+    except BaseException:
+        _replace_bytes(Path(path), before)
+        raise
+
+
+def add_alias(folder: Path, alias: str, scope_id: str) -> str:
+    """Add ALIAS (a spelling a sender uses) for the area or bydel SCOPE_ID to the folder's
+    scope_aliases.csv, the steward's usual fix for an unknown area, and check the reference data with
+    it (the file is put back if the check fails). Returns the line added."""
+    alias = " ".join(alias.split())
+    if not alias or any(c in alias for c in ';"'):
+        raise ReferenceDataError("an alias is a name as delivered: not empty, without ; or \"")
+    known = load_reference(folder).scopes_by_label.get(normalize_label(alias))
+    if known is not None:
+        raise ReferenceDataError(f"{alias!r} is known already: it stands for {known.level} {known.scope_id or 'Hele kommunen'}")
+    levels = {row: level for level, table, column in (("area", "areas", "area_id"), ("bydel", "bydele", "bydel_id"))
+              for row in read_reference_table(folder, table)[column]}
+    if scope_id not in levels:
+        raise ReferenceDataError(f"no area or bydel with id {scope_id!r} in {Path(folder) / 'areas.csv'} or bydele.csv")
+    path = Path(folder) / "scope_aliases.csv"
+    line = f"{alias};{levels[scope_id]};{scope_id}"
+    with restored_on_failure(path):
+        before = path.read_bytes()
+        _replace_bytes(path, before + (b"" if before.endswith(b"\n") else b"\n") + f"{line}\n".encode("utf-8"))
+        check_reference_tables(folder)
+    return line
 
 
 def acknowledge_defaults(folder: Path, names: list[str]) -> None:

@@ -17,7 +17,7 @@ from transforms.intake.read import RejectedFile
 from transforms.intake.stage import TYPE_WORDS, stage_rows
 from transforms.intake.validate import validate_rows
 from transforms.ledger import records
-from transforms.reference import load_reference
+from transforms.reference import add_alias, load_reference
 from transforms.sources import contract_for
 from transforms.sources.suite import DUPLICATE_RULE, key_rule, suite_for
 from warehouse.files import internal_file
@@ -217,6 +217,16 @@ def dismiss_file(build: Path, delivery_id: int, reason: str, who: str | None = N
             raise StewardError(f"delivery {delivery_id} ({name}) is {status}, not rejected; {open_summary(conn, delivery_id)}")
         records.record_action(conn, who, "dismiss_file", f"delivery {delivery_id} ({name})", reason.strip(),
                               "rejected file closed without a correction", delivery_id)
+
+
+def add_scope_alias(build: Path, reference_dir: Path, alias: str, scope_id: str, who: str | None = None) -> str:
+    """Add ALIAS for the area or bydel SCOPE_ID to the reference data (reference.add_alias) and record it
+    in BUILD (meta.steward_actions, reference_edit); the rows it held back load at the next retry.
+    Returns the line added. Callers keep the file under reference.restored_on_failure until published."""
+    line = add_alias(reference_dir, alias, scope_id)
+    with duckdb.connect(str(build)) as conn:
+        records.record_action(conn, who or steward_user(), "reference_edit", "scope_aliases.csv", None, f"added {line}")
+    return line
 
 
 @dataclass

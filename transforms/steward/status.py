@@ -306,7 +306,8 @@ def render_status_html(status: DeskStatus, links: bool = False, controls=None) -
                  "<li>A wrong file: the sender delivers a corrected one; it replaces the partitions it contains and closes "
                  "their rows.</li>"
                  "<li>A name the reference data does not know: add it to the warehouse's reference folder "
-                 f"(<code>{_e(status.reference_dir)}</code>, e.g. <code>scope_aliases.csv</code>), then "
+                 f"(<code>{_e(status.reference_dir)}</code>, e.g. <code>scope_aliases.csv</code>; an area's spelling: "
+                 "<code>boligdata reference alias NAME AREA_ID</code>, or the desk's Alias and retry), then "
                  "<code>boligdata quarantine retry</code>.</li>"
                  "<li>A row that is right to leave out: <code>boligdata quarantine waive --reason ...</code>.</li></ul>")
     parts.append("</body></html>")
