@@ -15,6 +15,7 @@ this process (no Prefect flow run), like the CLI's flow does them."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hmac
 import ipaddress
@@ -248,12 +249,14 @@ class Desk:
         return choices
 
     # --- actions ---
-    def _publish(self, action: str, change) -> None:
-        """Run CHANGE(build) under the one write sequence; the status page follows."""
+    def _publish(self, action: str, change, edits: Path | None = None):
+        """Run CHANGE(write, run) under the one write sequence and return what it returns; the status page
+        follows. EDITS: a reference file the change edits, put back if it is not published."""
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         run = RunSummary(f"desk-{action}-{now:%Y%m%dT%H%M%S}", f"(desk {action})", str(self.warehouse), now,
                          LedgerSnapshot.read(self.warehouse).model_fingerprint)
-        with self.lock, warehouse_write(self.warehouse, run) as write:
+        with (self.lock, restored_on_failure(edits) if edits else contextlib.nullcontext(),
+              warehouse_write(self.warehouse, run) as write):
             result = change(write, run)
         write_status_page(self.warehouse, self.reference)
         return result
@@ -339,8 +342,7 @@ class Desk:
             line = add_scope_alias(write.build, reference, form.get("alias", ""), form.get("scope", ""), who)
             return line, self._retried(write, run, reference, who, publish_anyway=True)
         try:
-            with restored_on_failure(reference / "scope_aliases.csv"):
-                line, outcomes = self._publish("alias", change)
+            line, outcomes = self._publish("alias", change, edits=reference / "scope_aliases.csv")
         except ReferenceDataError as problem:
             return PlainTextResponse(f"400: {problem}; nothing was changed\n", status_code=400)
         return self._done(f"added {line} to scope_aliases.csv; {_retry_message(outcomes)}")

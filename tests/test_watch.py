@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from conftest import SIGTELSER_HEADER, ingest_all, sigtelser_year, write_extract
 
 from flows.watch import LandingWatcher
@@ -108,3 +110,25 @@ def test_a_landed_file_is_read_once_per_version_for_its_hash(tmp_path, monkeypat
     os.utime(path, ns=(changed.st_atime_ns, changed.st_mtime_ns))  # and the modification time put back
     clock_at(os.stat(path).st_ctime_ns + RECENT_CHANGE_NS + 1)
     assert deliveries.sha256_of(path) == hashlib.sha256(b"a;b\r\n3;4\r\n").hexdigest()
+
+
+def test_the_landing_hashed_during_start_up_is_what_the_run_plans_with(tmp_path, monkeypatch):
+    """`boligdata run` hashes the landed files while Prefect starts (hash_landed_files); the run's plan,
+    which resolves the folder, then reads none of them again, whichever way the folder was typed."""
+    import hashlib
+    import os
+
+    from transforms import file_versions
+    from transforms.file_versions import RECENT_CHANGE_NS
+    from transforms.ledger import deliveries
+
+    monkeypatch.chdir(tmp_path)
+    landed = write_extract(tmp_path / "landing" / "politi_sigtelser" / "2016.csv",
+                           [SIGTELSER_HEADER, *sigtelser_year(2016, "Sydbyen")])
+    monkeypatch.setattr(file_versions, "time_ns", lambda: os.stat(landed).st_ctime_ns + RECENT_CHANGE_NS + 1)
+    deliveries.hash_landed_files(Path("landing"))
+    reads = deliveries._sha256_of_version.cache_info().misses
+    ledger = deliveries.LedgerSnapshot(next_delivery_id=1, seen=frozenset(), loaded_sha={})
+    (planned,) = deliveries.plan_deliveries(Path("landing").resolve(), ledger)
+    assert planned.sha256 == hashlib.sha256(landed.read_bytes()).hexdigest()
+    assert deliveries._sha256_of_version.cache_info().misses == reads

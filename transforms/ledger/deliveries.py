@@ -84,8 +84,9 @@ def hash_landed_files(landing_dir: Path) -> None:
     """Read every landed file's SHA-256 into sha256_of's cache, so that the run's plan finds them there.
     `boligdata run` calls it in a thread while Prefect and GX are imported and Prefect's server starts
     (hashlib lets go of the GIL, and the imports keep only one core busy): 0.8 s of a national first run's
-    262 MB off its critical path. A file that changes meanwhile is a new version and hashed again."""
-    for path in _landed_entries(landing_dir)[0]:
+    262 MB off its critical path. A file that changes meanwhile is a new version and hashed again. The
+    cache is keyed by path: the folder is resolved, as the run resolves it."""
+    for path in _landed_entries(Path(landing_dir).resolve())[0]:
         with contextlib.suppress(OSError):  # gone or unreadable: the plan meets it and says so
             sha256_of(path)
 
