@@ -700,8 +700,10 @@ def _report(args: argparse.Namespace) -> int:
         written = write_report(args.warehouse, args.plan, args.period, args.out)
     except ReportError as problem:
         return _fail(str(problem), 2)
-    print(f"report {written.report_id} ({args.plan}, {args.period}) in {written.seconds:.1f} s; since the plan's "
-          f"last report {written.revisions} figure(s) revised, {written.changed_verdicts} verdict(s) changed:")
+    since = ("the plan's first report" if written.previous_report_id is None else
+             f"since report {written.previous_report_id}: {written.revisions} figure(s) revised, "
+             f"{written.changed_verdicts} verdict(s) changed")
+    print(f"report {written.report_id} ({args.plan}, {args.period}) in {written.seconds:.1f} s, {since}:")
     print(f"  {written.html}")
     print(f"  {written.pdf}")
     return 0

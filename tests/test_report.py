@@ -69,7 +69,9 @@ def test_the_demo_report_and_a_half_year_report(tmp_path, capsys):
     warehouse = build(DEMO, tmp_path)
     assert main(["report", "--warehouse", str(warehouse), "--plan", "slagelse-2017", "--period", "2021",
                  "--out", str(tmp_path / "out")]) == 0
+    assert "report 1 (slagelse-2017, 2021) in" in (said := capsys.readouterr().out) and "the plan's first report:" in said
     written = write_report(warehouse, "slagelse-2017", "2021-H1", tmp_path / "out")
+    assert written.previous_report_id == 1
     assert_complete_and_offline(warehouse, "slagelse-2017", written)
     html = written.html.read_text(encoding="utf-8")
     assert "Halvårstal" in html and "2021-H1" in html

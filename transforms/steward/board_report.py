@@ -522,6 +522,7 @@ class WrittenReport:
     html: Path
     pdf: Path
     seconds: float
+    previous_report_id: int | None  # the plan's report this one lists revisions against
     revisions: int
     changed_verdicts: int
 
@@ -590,7 +591,8 @@ def write_report(warehouse, plan_id: str, period_text: str, out, created_by: str
         for path in written:
             path.unlink(missing_ok=True)
         raise
-    return WrittenReport(report_id, html_path, pdf_path, time.perf_counter() - started, len(data.revisions),
+    return WrittenReport(report_id, html_path, pdf_path, time.perf_counter() - started,
+                         data.previous_report and data.previous_report["report_id"], len(data.revisions),
                          len(data.changed_verdicts))
 
 
