@@ -559,15 +559,16 @@ def _add_alias(warehouse: Path, folder: Path, alias: str, scope_id: str) -> str:
     """reference alias: the edit, recorded through the one write sequence (the marts stay as they are)."""
     from transforms.ledger.deliveries import LedgerSnapshot
     from transforms.ledger.runs import RunSummary
-    from transforms.reference import restored_on_failure
+    from transforms.reference import undone_on_failure
     from transforms.steward.quarantine import add_scope_alias
     from warehouse.build import warehouse_write
 
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     run = RunSummary(f"alias-{now:%Y%m%dT%H%M%S}", "(reference alias)", str(warehouse), now,
                      LedgerSnapshot.read(warehouse).model_fingerprint)
-    with restored_on_failure(folder / "scope_aliases.csv"), warehouse_write(warehouse, run) as write:
-        return add_scope_alias(write.build, folder, alias, scope_id)
+    edits = []  # made under the writer lock; put back if the write is not published
+    with undone_on_failure(edits), warehouse_write(warehouse, run) as write:
+        return add_scope_alias(write.build, folder, alias, scope_id, edits=edits)
 
 
 def _reference(args: argparse.Namespace) -> int:

@@ -44,7 +44,7 @@ from transforms.reference import (
     check_reference_tables,
     load_reference,
     reference_for,
-    restored_on_failure,
+    undone_on_failure,
 )
 from transforms.sources import normalize_label
 from transforms.steward.quarantine import (
@@ -237,8 +237,12 @@ class Desk:
         return PlainTextResponse(text, headers={"X-Content-Type-Options": "nosniff"})
 
     def _alias_choices(self):
-        """(name, area or bydel id) for an unknown area's closest known names: what its alias may stand for."""
-        reference = load_reference(self.reference)
+        """(name, area or bydel id) for an unknown area's closest known names: what its alias may stand for.
+        No choices while the reference data cannot be read (the page says why)."""
+        try:
+            reference = load_reference(self.reference)
+        except ReferenceDataError:
+            return lambda item: []
 
         def choices(item: dict) -> list[tuple[str, str]]:
             if item.get("rule") != "unknown_area" or not item.get("value"):
@@ -249,13 +253,13 @@ class Desk:
         return choices
 
     # --- actions ---
-    def _publish(self, action: str, change, edits: Path | None = None):
+    def _publish(self, action: str, change, edits: list | None = None):
         """Run CHANGE(write, run) under the one write sequence and return what it returns; the status page
-        follows. EDITS: a reference file the change edits, put back if it is not published."""
+        follows. EDITS: where the change records its reference edits, put back if it is not published."""
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         run = RunSummary(f"desk-{action}-{now:%Y%m%dT%H%M%S}", f"(desk {action})", str(self.warehouse), now,
                          LedgerSnapshot.read(self.warehouse).model_fingerprint)
-        with (self.lock, restored_on_failure(edits) if edits else contextlib.nullcontext(),
+        with (self.lock, undone_on_failure(edits) if edits is not None else contextlib.nullcontext(),
               warehouse_write(self.warehouse, run) as write):
             result = change(write, run)
         write_status_page(self.warehouse, self.reference)
@@ -336,13 +340,13 @@ class Desk:
         form = await self._form(request)
         if not self._token_ok(form.get("token") or request.headers.get(TOKEN_HEADER)):
             return self._forbidden()
-        reference, who = self.reference, self._who(form, request)
+        reference, who, edits = self.reference, self._who(form, request), []
 
         def change(write, run):
-            line = add_scope_alias(write.build, reference, form.get("alias", ""), form.get("scope", ""), who)
+            line = add_scope_alias(write.build, reference, form.get("alias", ""), form.get("scope", ""), who, edits)
             return line, self._retried(write, run, reference, who, publish_anyway=True)
         try:
-            line, outcomes = self._publish("alias", change, edits=reference / "scope_aliases.csv")
+            line, outcomes = self._publish("alias", change, edits=edits)
         except ReferenceDataError as problem:
             return PlainTextResponse(f"400: {problem}; nothing was changed\n", status_code=400)
         return self._done(f"added {line} to scope_aliases.csv; {_retry_message(outcomes)}")

@@ -245,6 +245,32 @@ def test_an_alias_from_the_command_line_is_checked_recorded_and_released_by_retr
     assert "1 row(s) released, 1 still quarantined" in capsys.readouterr().out
 
 
+def test_an_alias_that_is_not_published_is_put_back_unless_the_file_changed_since(tmp_path):
+    """A reference edit whose write fails afterwards (its recording, retry or publish) is undone; an edit
+    someone made to the file meanwhile is never undone with it."""
+    import shutil
+
+    from transforms.reference import add_alias, undone_on_failure
+
+    folder = tmp_path / "reference"
+    shutil.copytree(DEFAULT_REFERENCE_DIR, folder)
+    aliases = folder / "scope_aliases.csv"
+    before = aliases.read_bytes()
+    edits = []
+    with pytest.raises(RuntimeError), undone_on_failure(edits):
+        add_alias(folder, "Motalvej", "motalavej", edits)
+        assert aliases.read_bytes() == before + b"Motalvej;area;motalavej\n"
+        raise RuntimeError("the publish failed")
+    assert aliases.read_bytes() == before
+    edits = []
+    with pytest.raises(RuntimeError), undone_on_failure(edits):
+        add_alias(folder, "Motalvej", "motalavej", edits)
+        with open(aliases, "a", encoding="utf-8") as by_hand:  # a steward's edit meanwhile
+            by_hand.write("Ringparken Nord;area;ringparken\n")
+        raise RuntimeError("the publish failed")
+    assert aliases.read_bytes() == before + b"Motalvej;area;motalavej\nRingparken Nord;area;ringparken\n"
+
+
 def test_the_warehouse_keeps_its_own_reference_data_and_reports_changed_defaults(tmp_path, monkeypatch, capsys):
     import transforms.reference as reference_module
 
@@ -394,6 +420,13 @@ def test_the_desk_makes_an_unknown_name_an_alias_of_a_closest_known_one_and_retr
         ("retry", "kirsten", "1 row(s) released, 1 still quarantined")]
     assert query(warehouse, "SELECT count(*) FROM marts.indicator_values WHERE scope_id = 'motalavej' "
                             "AND indicator = 'frivillige_18plus_andel'") == [(1,)]
+
+
+def test_the_desk_still_shows_what_is_open_when_a_reference_file_is_broken(desk):
+    base, warehouse = desk
+    (reference_for(warehouse) / "scope_aliases.csv").write_text("alias;level\nMotalvej;area\n", encoding="utf-8")
+    page = urllib.request.urlopen(base + "/", timeout=30).read().decode()
+    assert "Motalvej" in page and "missing column(s) scope_id" in page and 'action="/alias"' not in page
 
 
 def test_the_desk_records_the_name_a_steward_gave_it(desk):

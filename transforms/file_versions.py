@@ -41,9 +41,10 @@ def versions_of(paths: Iterable[Path]) -> tuple | None:
 def kept_per_version(files_of: Callable[[Path], Iterable[Path]]):
     """Decorator for a function of a folder: its result is kept per version of the files `files_of(folder)`
     lists (a file added or removed is a new version), and computed anew while one of them changed
-    recently. An exception is never kept: a failed check runs again."""
+    recently. An exception is never kept: a failed check runs again. The last few versions are kept (a
+    served process lives long, and every edit of a file is a version)."""
     def decorate(read: Callable[[Path], object]):
-        @functools.cache
+        @functools.lru_cache(maxsize=8)
         def kept(folder: Path, versions: tuple):
             return read(folder)
 

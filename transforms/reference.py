@@ -376,29 +376,38 @@ def adopt_defaults(folder: Path, names: list[str] | None = None) -> list[str]:
 
 
 def _replace_bytes(path: Path, data: bytes) -> None:
-    """PATH holds DATA, written beside it and renamed over it (a reader never sees half a file)."""
+    """PATH holds DATA, written beside it and renamed over it (a reader never sees half a file), with the
+    file's permissions; a symbolic link stays one (its target is written)."""
     import os
+    import shutil
 
+    path = Path(path).resolve()
     partial = path.with_name(f".{path.name}.partial")
     partial.write_bytes(data)
+    shutil.copymode(path, partial)
     os.replace(partial, path)
 
 
 @contextlib.contextmanager
-def restored_on_failure(path: Path) -> Iterator[None]:
-    """PATH as it was if the block fails: a reference edit whose check, recording or retry failed is undone."""
-    before = Path(path).read_bytes()
+def undone_on_failure(edits: list[tuple[Path, bytes, bytes]]) -> Iterator[None]:
+    """The reference edits the block records in EDITS ((path, before, after), see add_alias) put back if
+    the block fails (its recording, retry or publish), each only while the file still holds what the
+    edit wrote: an edit someone made meanwhile is never undone."""
     try:
         yield
     except BaseException:
-        _replace_bytes(Path(path), before)
+        for path, before, after in reversed(edits):
+            with contextlib.suppress(OSError):
+                if path.read_bytes() == after:
+                    _replace_bytes(path, before)
         raise
 
 
-def add_alias(folder: Path, alias: str, scope_id: str) -> str:
+def add_alias(folder: Path, alias: str, scope_id: str, edits: list | None = None) -> str:
     """Add ALIAS (a spelling a sender uses) for the area or bydel SCOPE_ID to the folder's
     scope_aliases.csv, the steward's usual fix for an unknown area, and check the reference data with
-    it (the file is put back if the check fails). Returns the line added."""
+    it (the file is put back if the check fails). Returns the line added; the edit is appended to EDITS
+    for undone_on_failure."""
     alias = " ".join(alias.split())
     if not alias or any(c in alias for c in ';"'):
         raise ReferenceDataError("an alias is a name as delivered: not empty, without ; or \"")
@@ -411,10 +420,16 @@ def add_alias(folder: Path, alias: str, scope_id: str) -> str:
         raise ReferenceDataError(f"no area or bydel with id {scope_id!r} in {Path(folder) / 'areas.csv'} or bydele.csv")
     path = Path(folder) / "scope_aliases.csv"
     line = f"{alias};{levels[scope_id]};{scope_id}"
-    with restored_on_failure(path):
-        before = path.read_bytes()
-        _replace_bytes(path, before + (b"" if before.endswith(b"\n") else b"\n") + f"{line}\n".encode("utf-8"))
+    before = path.read_bytes()
+    after = before + (b"" if before.endswith(b"\n") else b"\n") + f"{line}\n".encode("utf-8")
+    _replace_bytes(path, after)
+    try:
         check_reference_tables(folder)
+    except ReferenceDataError:
+        _replace_bytes(path, before)
+        raise
+    if edits is not None:
+        edits.append((path, before, after))
     return line
 
 

@@ -219,11 +219,13 @@ def dismiss_file(build: Path, delivery_id: int, reason: str, who: str | None = N
                               "rejected file closed without a correction", delivery_id)
 
 
-def add_scope_alias(build: Path, reference_dir: Path, alias: str, scope_id: str, who: str | None = None) -> str:
+def add_scope_alias(build: Path, reference_dir: Path, alias: str, scope_id: str, who: str | None = None,
+                    edits: list | None = None) -> str:
     """Add ALIAS for the area or bydel SCOPE_ID to the reference data (reference.add_alias) and record it
     in BUILD (meta.steward_actions, reference_edit); the rows it held back load at the next retry.
-    Returns the line added. Callers keep the file under reference.restored_on_failure until published."""
-    line = add_alias(reference_dir, alias, scope_id)
+    Returns the line added. The edit goes into EDITS: callers put it back with reference.undone_on_failure
+    if the write is not published."""
+    line = add_alias(reference_dir, alias, scope_id, edits)
     with duckdb.connect(str(build)) as conn:
         records.record_action(conn, who or steward_user(), "reference_edit", "scope_aliases.csv", None, f"added {line}")
     return line
