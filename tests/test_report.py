@@ -75,6 +75,8 @@ def test_the_demo_report_and_a_half_year_report(tmp_path, capsys):
     assert_complete_and_offline(warehouse, "slagelse-2017", written)
     html = written.html.read_text(encoding="utf-8")
     assert "Halvårstal" in html and "2021-H1" in html
+    # the deliveries behind the figures, their status in the board's words
+    assert "<td>indlæst</td>" in html and "<td>indlæst, rækker i karantæne</td>" in html and "<td>loaded" not in html
     # the overview names each target by its indicator in Danish, its id below
     overview = html.split("i overblik")[1].split("</table>")[0]
     assert "<td>Fraflytningsprocent<br>2-fraflytning-falder-10-pct</td>" in overview

@@ -25,6 +25,9 @@ from transforms.steward.board_report import (
 
 SCOPE_COLOURS = ["#1f5f99", "#d9822b", "#2e8b57", "#8e44ad", "#b03a2e", "#7f8c8d"]
 SUPPRESSED_DA = "skjult (diskretion)"
+# meta.deliveries' statuses in the board's words (the deliveries behind figures are loaded or superseded)
+DELIVERY_STATUS_DA = {"loaded": "indlæst", "loaded_with_quarantine": "indlæst, rækker i karantæne",
+                      "superseded": "erstattet af en rettelse"}
 
 
 def _chart_svg(data: ReportData, indicator: str) -> str:
@@ -200,7 +203,7 @@ def sections(data: ReportData) -> list[dict]:
     add({"h3": "Leverancer bag tallene"})
     add({"table": {"head": ["Levering", "Kilde/fil", "SHA-256 (start)", "Modtaget", "Status", "Rækker"],
                    "rows": [[str(d["delivery_id"]), f"{d['source']}/{d['file_name']}", d["sha256"][:12],
-                             f"{d['received_at']:%d.%m.%Y}", d["status"], str(d["rows_loaded"])] for d in data.deliveries],
+                             f"{d['received_at']:%d.%m.%Y}", DELIVERY_STATUS_DA.get(d["status"], d["status"]), str(d["rows_loaded"])] for d in data.deliveries],
                    "widths": [1, 5, 2, 1.6, 2, 1], "small": True}})
     add({"h3": "Åbne rækker i karantæne pr. kilde"})
     add({"table": {"head": ["Kilde", "Rækker", "Regler"],
