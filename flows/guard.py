@@ -60,6 +60,10 @@ def nothing_new(landing: Path, warehouse: Path, reference_dir: Path | None) -> s
     None: the flow decides and reports."""
     import datetime as dt
 
+    from warehouse.files import internal_file
+
+    if not internal_file(Path(warehouse)).exists():  # a first run: decided before the imports below (0.3-0.5 s)
+        return None
     from transforms.ledger.deliveries import LedgerSnapshot, plan_deliveries
     from transforms.ledger.runs import RunSummary
     from transforms.reference import reference_for
