@@ -18,6 +18,15 @@ REPO = Path(__file__).resolve().parents[1]
 GOLDEN = REPO.parent / "shared" / "golden-2"
 
 
+def pytest_unconfigure(config):
+    """Prefect stops a temporary server that a test's flow started when the interpreter exits, and says so
+    through its console handler, whose stream (pytest's capture) is closed by then: a "--- Logging error
+    ---" traceback under the summary. Its INFO lines are not wanted after the tests."""
+    import logging
+
+    logging.getLogger("prefect").setLevel(logging.WARNING)
+
+
 def boligdata_command() -> list[str]:
     """The `boligdata` command as `make setup` installs it, else the module it runs."""
     installed = REPO / ".venv" / "bin" / "boligdata"
