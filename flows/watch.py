@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from transforms.file_versions import write_whole
 from transforms.ledger.deliveries import LedgerSnapshot, landed_files, sha256_of
 
 
@@ -81,6 +82,4 @@ class LandingWatcher:
         return ready
 
     def _save(self) -> None:
-        partial = self.state_file.with_name(self.state_file.name + ".tmp")
-        partial.write_text(json.dumps(sorted(self._announced)), encoding="utf-8")
-        partial.replace(self.state_file)
+        write_whole(self.state_file, json.dumps(sorted(self._announced)).encode("utf-8"))

@@ -1,4 +1,6 @@
-"""What a long-lived process reads from files, kept per version of the files. `boligdata serve` runs
+"""Files read once per version and written whole.
+
+What a long-lived process reads from files is kept per version of the files. `boligdata serve` runs
 flow after flow in one process and its watcher looks at the landing every second: each would otherwise
 read every landed file and every reference file again each time.
 
@@ -7,12 +9,16 @@ a file without moving its change time, even one that puts the modification time 
 in the last RECENT_CHANGE_NS has no version yet and is read every time: writes within one tick of the
 file system's clock share their times (a few ms on Linux, 2 s on FAT). Not covered: a network share
 whose clock runs more than that behind this machine's, rewritten in place at the same size within one
-of its ticks."""
+of its ticks.
+
+A file the pipeline rewrites (the status page, the watcher's state, a steward's reference edit) is
+written beside itself and renamed over itself: a reader sees the last version or the next, never half."""
 
 from __future__ import annotations
 
 import functools
 import os
+import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from time import time_ns
@@ -57,3 +63,14 @@ def kept_per_version(files_of: Callable[[Path], Iterable[Path]]):
         per_version.cache_info = kept.cache_info
         return per_version
     return decorate
+
+
+def write_whole(path: Path, data: bytes) -> None:
+    """PATH holds DATA, written beside it and renamed over it, with the permissions it had; a symbolic link
+    stays one (its target is written)."""
+    path = Path(path).resolve()
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(data)
+    if path.exists():
+        shutil.copymode(path, partial)
+    os.replace(partial, path)

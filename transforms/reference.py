@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from transforms.file_versions import kept_per_version
+from transforms.file_versions import kept_per_version, write_whole
 from transforms.sources import normalize_label
 from transforms.sources.kommune_noegletal import POPULATION_MEASURES
 
@@ -375,19 +375,6 @@ def adopt_defaults(folder: Path, names: list[str] | None = None) -> list[str]:
     return names
 
 
-def _replace_bytes(path: Path, data: bytes) -> None:
-    """PATH holds DATA, written beside it and renamed over it (a reader never sees half a file), with the
-    file's permissions; a symbolic link stays one (its target is written)."""
-    import os
-    import shutil
-
-    path = Path(path).resolve()
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(data)
-    shutil.copymode(path, partial)
-    os.replace(partial, path)
-
-
 @contextlib.contextmanager
 def undone_on_failure(edits: list[tuple[Path, bytes, bytes]]) -> Iterator[None]:
     """The reference edits the block records in EDITS ((path, before, after), see add_alias) put back if
@@ -399,7 +386,7 @@ def undone_on_failure(edits: list[tuple[Path, bytes, bytes]]) -> Iterator[None]:
         for path, before, after in reversed(edits):
             with contextlib.suppress(OSError):
                 if path.read_bytes() == after:
-                    _replace_bytes(path, before)
+                    write_whole(path, before)
         raise
 
 
@@ -422,11 +409,11 @@ def add_alias(folder: Path, alias: str, scope_id: str, edits: list | None = None
     line = f"{alias};{levels[scope_id]};{scope_id}"
     before = path.read_bytes()
     after = before + (b"" if before.endswith(b"\n") else b"\n") + f"{line}\n".encode("utf-8")
-    _replace_bytes(path, after)
+    write_whole(path, after)
     try:
         check_reference_tables(folder)
     except ReferenceDataError:
-        _replace_bytes(path, before)
+        write_whole(path, before)
         raise
     if edits is not None:
         edits.append((path, before, after))

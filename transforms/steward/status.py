@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from transforms.file_versions import kept_per_version
+from transforms.file_versions import kept_per_version, write_whole
 from transforms.reference import (
     DEFAULT_REFERENCE_DIR,
     ReferenceDataError,
@@ -324,7 +324,5 @@ def write_status_page(warehouse: Path, reference_dir: Path | None = None) -> Pat
     """Rewrite the standing page (atomically: a reader never sees half a page)."""
     path = status_page_path(warehouse)
     path.parent.mkdir(exist_ok=True)
-    partial = path.with_name(".status.html.partial")
-    partial.write_text(render_status_html(read_status(warehouse, reference_dir)), encoding="utf-8")
-    partial.replace(path)
+    write_whole(path, render_status_html(read_status(warehouse, reference_dir)).encode("utf-8"))
     return path
