@@ -31,7 +31,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from transforms.reference import REFERENCE_TABLES, read_reference_table
+from transforms.reference import REFERENCE_TABLES, read_reference_table, reference_files
 from transforms.sources import PARTITION_YEAR_SQL, all_contracts
 from warehouse import disclosure
 from warehouse.transaction import transaction
@@ -165,7 +165,7 @@ def model_fingerprint(reference_dir: Path) -> str:
     """Changes whenever reference data or a model changes, i.e. whenever the marts must be rebuilt; a
     model's declaration too (its descriptions: a table rebuilt by year keeps those it has, see _build)."""
     digest = hashlib.sha256()
-    for path in sorted(Path(reference_dir).glob("*.csv")):
+    for path in reference_files(reference_dir):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     for model in sorted(all_models(), key=lambda m: m.name):
