@@ -159,11 +159,11 @@ def _run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_interrupt)
     sys.unraisablehook = on_unraisable
+    # GX's import (about 2.5 s of CPU) overlaps the temporary Prefect server's start-up, during which this
+    # process mostly waits; the first validation would otherwise pay it after the server is up
+    threading.Thread(target=validate.warm_up, name="gx-warm-up", daemon=True).start()
     try:
         with flow_run_settings(), prepare_temporary_server():
-            # GX's import (about 2.5 s of CPU) overlaps the temporary Prefect server's start-up, during which
-            # this process mostly waits; the first validation would otherwise pay it after the server is up
-            threading.Thread(target=validate.warm_up, name="gx-warm-up", daemon=True).start()
             summary = run_pipeline(
                 landing=str(args.landing), warehouse=str(args.warehouse),
                 reference_dir=str(args.reference) if args.reference else None,

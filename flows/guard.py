@@ -1,18 +1,22 @@
 """A `boligdata run` whose processes cannot outlive it, and the cheap "nothing new" check before it.
 
-Prefect's temporary API server is a child process of the process that runs the flow (Prefect 3.8.8,
-its subprocess ASGI server). Prefect stops it at exit (atexit), which does not happen when the run is
-SIGKILLed or the OOM killer takes it, and not for a server Prefect gave up on after
-PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS and replaced by another. So `boligdata run` does the
-work in a child it supervises, inside a process group that this module creates:
+A run with no PREFECT_API_URL needs a temporary Prefect API server. Started by Prefect, it is a child
+process of the process that runs the flow (Prefect 3.8.8, its subprocess ASGI server), stopped at exit
+(atexit), which does not happen when the run is SIGKILLed or the OOM killer takes it, and not for a
+server Prefect gave up on after PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS and replaced by
+another. So `boligdata run` does the work in a child it supervises, inside a process group that this
+module creates, and starts the run's server itself, beside the run (flows/temporary_server.py: it is
+up 3 s earlier than one Prefect starts once the run has imported Prefect):
 
     boligdata run (supervisor: stays in the caller's group, e.g. make's; imports no Prefect)
       ├─ watchdog   leader of a new process group G; reads a pipe only the supervisor can write to
-      └─ the run    `python -m flows.cli run ...` in G, and Prefect's temporary server (its child) in G
+      ├─ server     the run's temporary Prefect server, in G (none with the operator's PREFECT_API_URL)
+      └─ the run    `python -m flows.cli run ...` in G, and any server Prefect starts itself (its child) in G
 
 - the run ends in any way (done, failed, killed by a signal or the OOM killer): the supervisor sees it
-  exit (without reaping it, so the group's id cannot be reused meanwhile) and SIGKILLs what is left of
-  G: a server Prefect did not stop, the watchdog;
+  exit (without reaping it, so the group's id cannot be reused meanwhile), stops the run's server as
+  Prefect stops its own (SIGTERM, at most 5 s) and SIGKILLs what is left of G: a server Prefect did not
+  stop, the watchdog;
 - the supervisor is SIGKILLed: the kernel closes its end of the pipe, the watchdog reads end-of-file
   and SIGKILLs G, the run and the server with it;
 - Ctrl-C reaches the terminal's foreground group (the supervisor's, not G): the supervisor passes it
@@ -92,6 +96,18 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+def _start_temporary_server(group: int, verbose: bool) -> tuple[subprocess.Popen | None, dict[str, str]]:
+    """The run's temporary Prefect server, started now in GROUP (flows/temporary_server.py), and what the
+    run's environment needs to use it; (None, {}) for a run with the operator's server."""
+    if os.environ.get("PREFECT_API_URL"):  # the server's own check reads every Prefect setting; this one is free
+        return None, {}
+    from flows import temporary_server
+
+    output = None if verbose else subprocess.DEVNULL  # its errors are Prefect's, not the run's one line
+    server, api_url = temporary_server.start(process_group=group, stdout=output, stderr=output)
+    return server, {temporary_server.RUN_SERVER_ENV: api_url}
+
+
 def run_supervised(argv: list[str]) -> int:
     """Run `python -m flows.cli <argv>` in a process group of its own that is gone when this returns,
     or when this process dies. Returns the run's exit code (128 + N if signal N ended it)."""
@@ -102,6 +118,7 @@ def run_supervised(argv: list[str]) -> int:
     finally:
         os.close(read_end)
     group = watchdog.pid
+    server, run_env = _start_temporary_server(group, verbose="-v" in argv)
     first_interrupt = None
     run = None
 
@@ -127,13 +144,19 @@ def run_supervised(argv: list[str]) -> int:
                 if signal.getsignal(number) is not signal.SIG_IGN}  # e.g. nohup: the run ignores it too
     try:
         run = subprocess.Popen([sys.executable, "-m", "flows.cli", *argv],
-                               env={**os.environ, SUPERVISED_ENV: "1"}, process_group=group)
+                               env={**os.environ, **run_env, SUPERVISED_ENV: "1"}, process_group=group)
         # Wait for the run to end but leave it unreaped: while it is a zombie, neither its pid nor the
         # group's id can be given to another process, so the killpg below reaches only our group.
         os.waitid(os.P_PID, run.pid, os.WEXITED | os.WNOWAIT)
     finally:
+        if server is not None:  # stopped as Prefect stops its own: SIGTERM, 5 s to finish writing
+            server.terminate()
+            try:
+                server.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
         try:
-            os.killpg(group, signal.SIGKILL)  # whatever the run left: Prefect's server, the watchdog
+            os.killpg(group, signal.SIGKILL)  # whatever the run left: a Prefect server, the watchdog
         except ProcessLookupError:
             pass
         os.close(write_end)
@@ -141,6 +164,8 @@ def run_supervised(argv: list[str]) -> int:
             signal.signal(number, handler)
         if run is not None:
             run.wait()
+        if server is not None:
+            server.wait()
         watchdog.wait()
     code = run.returncode
     if code < 0:

@@ -34,35 +34,42 @@ def flow_run_settings() -> Iterator[None]:
 
 @contextmanager
 def prepare_temporary_server() -> Iterator[None]:
-    """Ready what Prefect needs to start its temporary server (no API URL set), for a run that imports
-    GX beside it (flows/cli.py); starting and stopping the server stay Prefect's.
+    """Ready the temporary Prefect server a run without PREFECT_API_URL uses (flows/cli.py); with a
+    server of the operator's, nothing changes.
 
-    - Its module is imported now: Prefect's client imports it (about 1.2 s of Python) before it starts
-      the server, and imported beside GX's import in another thread, the two took turns at the GIL:
-      the server came up 1.3-1.7 s later (an empty flow with GX imported beside it: 6.8-7.3 s; 5.5 s
-      this way, as with no GX at all; docs/benchmarks.md).
-    - It does not register block types on start, unless the operator set either setting: that
-      imports every installed Prefect collection (prefect-dask, dask and distributed: 0.25 s) for a
-      catalogue no boligdata run reads. A standing server (`boligdata serve`, `prefect server start`)
-      registers them as usual. The server process gets the settings through its environment."""
+    - A supervised run (flows/guard.py) uses the server its supervisor started beside it
+      (flows/temporary_server.py): this waits until it answers, for at most
+      PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, and points the run's settings at it.
+    - Otherwise Prefect starts its own, and stops it at exit. Its module is imported now: Prefect's client
+      imports it (about 1.2 s of Python) before it starts the server, and imported beside GX's import in
+      another thread, the two took turns at the GIL (the server came up 1.3-1.7 s later). The server gets
+      the same settings (no block registration on start) through its environment."""
+    import os
+
     from prefect.settings import (
-        PREFECT_API_BLOCKS_REGISTER_ON_START,
         PREFECT_API_URL,
-        PREFECT_MEMOIZE_BLOCK_AUTO_REGISTRATION,
-        PREFECT_SERVER_EPHEMERAL_ENABLED,
-        get_current_settings,
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+        PREFECT_UI_URL,
         temporary_settings,
     )
 
-    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+    from flows.temporary_server import (
+        RUN_SERVER_ENV,
+        server_settings,
+        wait_until_serving,
+        wanted,
+    )
+
+    if not wanted():
         yield
+        return
+    if api_url := os.environ.get(RUN_SERVER_ENV):
+        wait_until_serving(api_url, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
+        # no UI link: like Prefect's own temporary server, it serves no UI, and it is gone after the run
+        with temporary_settings(updates={PREFECT_API_URL: api_url, PREFECT_UI_URL: ""}):
+            yield
         return
     import prefect.server.api.server  # noqa: F401  (the import is the point)
 
-    operator_set = get_current_settings().server.model_fields_set  # environment, profile, toml
-    if operator_set & {"register_blocks_on_start", "memoize_block_auto_registration"}:
-        yield
-        return
-    with temporary_settings(updates={PREFECT_API_BLOCKS_REGISTER_ON_START: False,
-                                     PREFECT_MEMOIZE_BLOCK_AUTO_REGISTRATION: False}):
+    with temporary_settings(updates=server_settings()):
         yield

@@ -7,6 +7,7 @@ environment, which every process it starts inherits (Prefect's temporary server 
 import datetime as dt
 import os
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -73,14 +74,64 @@ def test_a_server_too_slow_to_start_ends_the_run_with_one_line_and_leaves_no_pro
     out, err = run.communicate(timeout=300)
     assert "Traceback" not in out + err and "Exception in thread" not in err, err
     if run.returncode == 0:  # the server made it after all
-        assert "Deliveries: 21 (21 loaded)" in out.splitlines()
+        assert "Deliveries: 29 (29 loaded)" in out.splitlines()
     else:
         assert run.returncode == 1
         assert err.strip().count("\n") == 0, err
         assert err.startswith("boligdata: run failed, warehouse unchanged: Timed out while attempting to connect "
-                              "to ephemeral Prefect API server"), err
+                              "to the run's temporary Prefect API server within 1 s "
+                              "(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS)"), err
         assert not (tmp_path / "w.duckdb").exists()
     assert_nothing_left(mark)
+
+
+def test_a_run_uses_the_temporary_server_started_beside_it(golden, tmp_path):
+    """The supervisor starts the run's Prefect server as the command starts (flows/temporary_server.py):
+    neither the run nor a server Prefect would start imports Prefect's server module, and the run
+    completes on it."""
+    mark = uuid.uuid4().hex
+    run = cli("run", "--landing", str(golden / "landing"), "--warehouse", str(tmp_path / "w.duckdb"), mark=mark,
+              PYTHONPROFILEIMPORTTIME="1")  # the import log of the command and the run; the server's goes nowhere
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err[-2000:]
+    assert "Deliveries: 29 (29 loaded)" in out.splitlines()
+    modules = imported_modules(err)
+    assert "flows.pipeline" in modules  # the run's imports are in the log
+    assert "prefect.server.api.server" not in modules
+    assert_nothing_left(mark)
+
+
+def test_the_temporary_server_serves_and_stops_on_sigterm():
+    from flows import temporary_server
+
+    server, api_url = temporary_server.start(env={k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"})
+    try:
+        temporary_server.wait_until_serving(api_url, 120)
+        server.terminate()  # as the supervisor stops it: uvicorn shuts down, then ends by the signal it caught
+        assert server.wait(5) == -signal.SIGTERM
+    finally:
+        server.kill()
+
+
+def test_with_the_operators_server_the_temporary_server_exits_at_once():
+    from flows import temporary_server
+
+    server, api_url = temporary_server.start(env={**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"})
+    assert server.wait(60) == 0
+    with pytest.raises(RuntimeError, match="^the run's temporary Prefect API server stopped before it answered"):
+        temporary_server.wait_until_serving(api_url, 5)
+
+
+def test_waiting_for_a_server_that_does_not_answer_ends_in_time_with_one_line():
+    from flows.temporary_server import wait_until_serving
+
+    with socket.create_server(("127.0.0.1", 0)) as listening:  # listens, but nobody serves
+        started = time.monotonic()
+        with pytest.raises(RuntimeError) as raised:
+            wait_until_serving(f"http://127.0.0.1:{listening.getsockname()[1]}/api", 0.5)
+    assert time.monotonic() - started < 5
+    assert str(raised.value) == ("Timed out while attempting to connect to the run's temporary Prefect API server "
+                                 "within 0.5 s (PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS)")
 
 
 def test_a_killed_run_leaves_no_process_and_the_last_completed_warehouse_and_the_next_run_recovers(
@@ -102,7 +153,7 @@ def test_a_killed_run_leaves_no_process_and_the_last_completed_warehouse_and_the
     try:
         for line in run.stdout:
             if ": loaded" in line:  # one delivery is applied in the build, the others are not
-                assert any("uvicorn" in command for command in marked_processes(mark))
+                assert any("flows.temporary_server" in command for command in marked_processes(mark))
                 os.kill(run.pid, signal.SIGKILL)
                 break
     finally:
