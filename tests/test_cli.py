@@ -1,6 +1,7 @@
 import json
 import shutil
 import subprocess
+import sys
 
 import duckdb
 from conftest import REPO, boligdata_command
@@ -63,3 +64,15 @@ def test_the_installed_command_runs_the_demo_and_prints_indicators(tmp_path):
     rows = [row for row in json.loads(shown.stdout) if row["indicator"] == "afgoerelser_pr_1000"]
     assert [row["scope_id"] for row in rows] == ["en-faelles-indsats-2021", "slagelse-2017"]
     assert all(row["year"] == 2021 and row["vs_kommune"] == "worse" for row in rows)
+
+
+def test_a_supervised_run_ends_after_the_exit_handlers_without_pythons_teardown():
+    """flows/cli.py: the handlers registered after it (Prefect's, which send the last logs) still run;
+    what Python would do after them (here an object's finalizer) does not, and the exit code is the run's."""
+    script = ("import atexit, sys\nfrom flows.cli import _ending_without_teardown\n"
+              "class Kept:\n    def __del__(self):\n        print('torn down', flush=True)\n"
+              "kept = Kept()\nending = _ending_without_teardown()\n"
+              "atexit.register(print, 'sent the last logs')\n"
+              "print('summary', end='')\nsys.exit(ending(3))\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "summarysent the last logs\n", "")
