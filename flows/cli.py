@@ -140,8 +140,11 @@ def _ending_without_teardown():
 
     def end_now() -> None:
         if exit_code:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (OSError, ValueError):  # a reader gone (`| head`) or a stream closed: nothing to add
+                    pass
             os._exit(exit_code[0])
 
     atexit.register(end_now)  # before Prefect is imported, so that it runs after Prefect's handlers
@@ -156,7 +159,8 @@ def _run_flow(args: argparse.Namespace) -> int:
     """The run itself, in the supervised child."""
     from transforms.ledger.deliveries import hash_landed_files
 
-    # the landed files are hashed on the idle core while Prefect and GX are imported and its server starts
+    # the landed files are hashed while Prefect and GX are imported and the run's server starts (hashlib
+    # lets go of the GIL)
     threading.Thread(target=hash_landed_files, args=(args.landing,), name="landing-hash", daemon=True).start()
     _quiet_prefect(args.verbose)
     from flows.pipeline import (

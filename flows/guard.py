@@ -11,7 +11,8 @@ up 3 s earlier than one Prefect starts once the run has imported Prefect):
     boligdata run (supervisor: stays in the caller's group, e.g. make's; imports no Prefect)
       ├─ watchdog   leader of a new process group G; reads a pipe only the supervisor can write to
       ├─ server     the run's temporary Prefect server, in G (none with the operator's PREFECT_API_URL)
-      └─ the run    `python -m flows.cli run ...` in G, and any server Prefect starts itself (its child) in G
+      └─ the run    `python -m flows.cli run ...` in G, and a server Prefect starts (its child, in G) if
+                    the run's own could not be started
 
 - the run ends in any way (done, failed, killed by a signal or the OOM killer): the supervisor sees it
   exit (without reaping it, so the group's id cannot be reused meanwhile), stops the run's server as
@@ -23,8 +24,8 @@ up 3 s earlier than one Prefect starts once the run has imported Prefect):
   on to the run, which stops with one line; a second Ctrl-C (a second or more later) kills G at once.
   SIGTERM and SIGHUP are passed on as SIGTERM (unless ignored, as under nohup).
 
-Why this and not the alternatives: PR_SET_PDEATHSIG would have to be set inside the server process,
-which Prefect starts with its own Popen; it also fires when the creating *thread* exits, and Prefect
+Why this and not the alternatives: PR_SET_PDEATHSIG would have to be set inside a server process
+that Prefect starts with its own Popen; it also fires when the creating *thread* exits, and Prefect
 starts the server from whichever thread first needs the API. A watchdog thread inside the run dies
 with the run and depends on that interpreter getting the GIL. A separate pipe-watching process relies
 only on the kernel closing a dead process's file descriptors, and on process groups, both standard
@@ -98,13 +99,21 @@ def _signal_name(number: int) -> str:
 
 def _start_temporary_server(group: int, verbose: bool) -> tuple[subprocess.Popen | None, dict[str, str]]:
     """The run's temporary Prefect server, started now in GROUP (flows/temporary_server.py), and what the
-    run's environment needs to use it; (None, {}) for a run with the operator's server."""
-    if os.environ.get("PREFECT_API_URL"):  # the server's own check reads every Prefect setting; this one is free
+    run's environment needs to use it; (None, {}) for a run with the operator's server, or if it could
+    not be started (then Prefect starts one in the run, as it would without us).
+
+    PREFECT_API_URL in the environment is checked here for free. Set elsewhere (a Prefect profile,
+    prefect.toml), the server's process reads Prefect's settings, finds it and exits (about 1 s of the
+    other core, while the run imports), and the run, deciding alike, uses the operator's server."""
+    if os.environ.get("PREFECT_API_URL"):
         return None, {}
     from flows import temporary_server
 
     output = None if verbose else subprocess.DEVNULL  # its errors are Prefect's, not the run's one line
-    server, api_url = temporary_server.start(process_group=group, stdout=output, stderr=output)
+    try:
+        server, api_url = temporary_server.start(process_group=group, stdout=output, stderr=output)
+    except OSError:  # e.g. no file descriptor or process left
+        return None, {}
     return server, {temporary_server.RUN_SERVER_ENV: api_url}
 
 

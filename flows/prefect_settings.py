@@ -40,7 +40,8 @@ def prepare_temporary_server() -> Iterator[None]:
     - A supervised run (flows/guard.py) uses the server its supervisor started beside it
       (flows/temporary_server.py): this waits until it answers, for at most
       PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, and points the run's settings at it.
-    - Otherwise Prefect starts its own, and stops it at exit. Its module is imported now: Prefect's client
+    - Otherwise (a run not started by `boligdata run`'s supervisor, or one whose server could not be
+      started) Prefect starts its own, and stops it at exit. Its module is imported now: Prefect's client
       imports it (about 1.2 s of Python) before it starts the server, and imported beside GX's import in
       another thread, the two took turns at the GIL (the server came up 1.3-1.7 s later). The server gets
       the same settings (no block registration on start) through its environment."""
@@ -65,7 +66,9 @@ def prepare_temporary_server() -> Iterator[None]:
         return
     if api_url := os.environ.get(RUN_SERVER_ENV):
         wait_until_serving(api_url, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
-        # no UI link: like Prefect's own temporary server, it serves no UI, and it is gone after the run
+        # No UI link: like Prefect's own temporary server, it serves no UI, and it is gone after the run.
+        # The URL lives in Prefect's settings context, which Prefect's task threads and Dask workers
+        # inherit; Prefect called outside it would start a temporary server of its own.
         with temporary_settings(updates={PREFECT_API_URL: api_url, PREFECT_UI_URL: ""}):
             yield
         return

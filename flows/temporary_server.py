@@ -23,8 +23,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
 RUN_SERVER_ENV = "BOLIGDATA_RUN_SERVER"  # the API URL of the server started beside the run, set for the run
 
@@ -64,6 +62,9 @@ def server_settings() -> dict:
 def wait_until_serving(api_url: str, timeout: float) -> None:
     """Return once the server answers its health check; raise RuntimeError, in one line, if it has not
     within TIMEOUT seconds or if it is gone (its process exited: the socket is closed)."""
+    import urllib.error  # here, not at the top: the supervisor imports this module on its way to start the run
+    import urllib.request
+
     deadline = time.monotonic() + timeout
     while True:
         remaining = deadline - time.monotonic()
@@ -79,8 +80,8 @@ def wait_until_serving(api_url: str, timeout: float) -> None:
         except (ConnectionError, urllib.error.URLError) as error:
             reason = getattr(error, "reason", error)
             if not isinstance(reason, TimeoutError):
-                raise RuntimeError(f"the run's temporary Prefect API server stopped before it answered ({reason}); "
-                                   "-v shows its output") from None
+                raise RuntimeError(f"the run's temporary Prefect API server stopped before it answered ({reason})"
+                                   ) from None
         time.sleep(0.05)
 
 

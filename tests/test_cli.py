@@ -1,4 +1,5 @@
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -74,5 +75,14 @@ def test_a_supervised_run_ends_after_the_exit_handlers_without_pythons_teardown(
               "kept = Kept()\nending = _ending_without_teardown()\n"
               "atexit.register(print, 'sent the last logs')\n"
               "print('summary', end='')\nsys.exit(ending(3))\n")
-    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as a run's output is, unless set
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=buffered, capture_output=True, text=True,
+                          timeout=60)
     assert (done.returncode, done.stdout, done.stderr) == (3, "summarysent the last logs\n", "")
+
+    gone = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=buffered, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    gone.stdout.close()  # the reader is gone (`boligdata run ... | head`): the flush fails, quietly
+    assert gone.wait(60) == 3
+    assert gone.stderr.read() == b""
+    gone.stderr.close()

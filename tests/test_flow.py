@@ -163,9 +163,10 @@ def test_flow_runs_send_no_heartbeats_unless_the_operator_asks():
 
 
 def test_the_temporary_server_module_is_imported_and_its_start_registers_no_blocks():
-    """`boligdata run` imports GX in a thread while Prefect starts its temporary server: the server's
-    module is imported first, and the server (through its environment) skips block registration. With
-    a server of the operator's (PREFECT_API_URL), or a block setting of theirs, nothing is changed."""
+    """A run that is not supervised (flows/guard.py starts the server of those that are) imports GX in a
+    thread while Prefect starts its temporary server: the server's module is imported first, and the
+    server (through its environment) skips block registration. With a server of the operator's
+    (PREFECT_API_URL), or a block setting of theirs, nothing is changed."""
     from conftest import REPO
 
     script = ("import sys\nfrom prefect.settings import get_current_settings\n"

@@ -113,13 +113,35 @@ def test_the_temporary_server_serves_and_stops_on_sigterm():
         server.kill()
 
 
-def test_with_the_operators_server_the_temporary_server_exits_at_once():
+@pytest.mark.parametrize("where", ["environment", "profile"])
+def test_with_the_operators_server_the_temporary_server_exits_at_once(tmp_path, where):
     from flows import temporary_server
 
-    server, api_url = temporary_server.start(env={**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"})
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    if where == "environment":
+        env["PREFECT_API_URL"] = "http://127.0.0.1:9/api"
+    else:  # as `prefect config set PREFECT_API_URL=...` leaves it
+        (tmp_path / "profiles.toml").write_text('active = "operator"\n[profiles.operator]\n'
+                                                'PREFECT_API_URL = "http://127.0.0.1:9/api"\n')
+        env.update(PREFECT_PROFILES_PATH=str(tmp_path / "profiles.toml"), PREFECT_PROFILE="operator")
+    server, api_url = temporary_server.start(env=env)
     assert server.wait(60) == 0
     with pytest.raises(RuntimeError, match="^the run's temporary Prefect API server stopped before it answered"):
         temporary_server.wait_until_serving(api_url, 5)
+
+
+def test_a_server_that_fails_to_start_ends_the_run_with_one_line_and_leaves_no_process(golden, tmp_path):
+    mark = uuid.uuid4().hex
+    run = cli("run", "--landing", str(golden / "landing"), "--warehouse", str(tmp_path / "w.duckdb"), mark=mark,
+              PREFECT_SERVER_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{tmp_path}/no/such/folder/prefect.db")
+    out, err = run.communicate(timeout=300)
+    assert run.returncode == 1
+    assert out.splitlines() == [f"boligdata run: {golden / 'landing'} -> {tmp_path / 'w.duckdb'}"]
+    assert err.startswith("boligdata: run failed, warehouse unchanged: the run's temporary Prefect API server "
+                          "stopped before it answered ("), err
+    assert err.count("\n") == 1
+    assert not (tmp_path / "w.duckdb").exists()
+    assert_nothing_left(mark)
 
 
 def test_waiting_for_a_server_that_does_not_answer_ends_in_time_with_one_line():
