@@ -262,3 +262,24 @@ def test_a_write_checkpoints_its_build_once_when_it_publishes_and_publishes_both
         write("lost")
     assert (warehouse.read_bytes(), internal.read_bytes()) == before
     assert not build_path(warehouse).exists()
+
+
+def test_row_groups_are_merged_every_twelfth_run_not_at_every_publish(tmp_path):
+    """DuckDB stores each run's appends as a row group of their own (here meta.runs' one row); the build's
+    checkpoint merges them only every COMPACT_EVERY_RUNS-th published run, not at every publish."""
+    import datetime as dt
+
+    from transforms.ledger.runs import RunSummary
+    from warehouse.build import COMPACT_EVERY_RUNS, warehouse_write
+
+    warehouse = tmp_path / "w.duckdb"
+    row_groups = []
+    for run in range(COMPACT_EVERY_RUNS + 2):
+        with warehouse_write(warehouse, RunSummary(f"run {run}", "(test)", str(warehouse), dt.datetime.now(), None)) as write:
+            write.build  # noqa: B018  (the build is made on first use; the run then records itself and publishes)
+        with duckdb.connect(str(internal_path(warehouse)), read_only=True) as conn:
+            row_groups += conn.execute("SELECT count(DISTINCT row_group_id) FROM pragma_storage_info('meta.runs')").fetchall()[0]
+    assert COMPACT_EVERY_RUNS == 12
+    assert row_groups == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 1, 2, 3]
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        assert conn.execute("SELECT count(*) FROM meta.runs").fetchall() == [(14,)]
