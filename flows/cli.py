@@ -124,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
             _print_reference_notes(args.warehouse, args.reference)
             return 0
         return guard.run_supervised(_run_argv(args))  # the run below, in a child that leaks nothing
-    ending = _ending_without_teardown()  # registered before Prefect is
+    ending = _ending_without_teardown()  # registered before Prefect is imported
     return ending(_run_flow(args))
 
 
