@@ -34,10 +34,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import duckdb
+
+from flows.local_stack import post_to_api
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results" / "latency.json"
@@ -95,17 +96,10 @@ def marts_time(warehouse: Path, names: list[str]) -> float | None:
     return time.time() if rows and rows[0][0] else None
 
 
-def api(base: str, path: str, body: dict | None = None):
-    request = urllib.request.Request(f"{base}{path}", data=json.dumps(body or {}).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return json.loads(answer.read() or b"null")
-
-
 def flow_runs_since(base: str, since: dt.datetime) -> list[dict]:
     """Every flow run created since SINCE, with its deployment's name."""
-    names = {d["id"]: d["name"] for d in api(base, "/deployments/filter")}
-    runs = api(base, "/flow_runs/filter", {"limit": 200, "sort": "EXPECTED_START_TIME_DESC"})
+    names = {d["id"]: d["name"] for d in post_to_api(base, "/deployments/filter")}
+    runs = post_to_api(base, "/flow_runs/filter", {"limit": 200, "sort": "EXPECTED_START_TIME_DESC"})
     found = []
     for run in runs:
         created = dt.datetime.fromisoformat(run["created"].replace("Z", "+00:00"))

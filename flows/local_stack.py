@@ -4,11 +4,13 @@ no external service. `boligdata serve` runs it; the deployment tests start the s
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -59,6 +61,22 @@ def start_server(env: dict[str, str], log: Path, timeout: float = 90) -> subproc
             time.sleep(0.5)
     server.terminate()
     raise RuntimeError(f"the Prefect server did not answer within {timeout:.0f} s; see {log}")
+
+
+def post_to_api(api_url: str, path: str, body: dict | None = None, attempts: int = 5):
+    """POST BODY as JSON to the Prefect API at API_URL and return the answer's JSON (the deployment
+    tests and bench/latency.py read the stack this way). A 503 is retried after its Retry-After, as
+    Prefect's own client retries it: the SQLite server answers so while it writes events."""
+    request = urllib.request.Request(f"{api_url}{path}", data=json.dumps(body or {}).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    for attempt in range(attempts):
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return json.loads(answer.read() or b"null")
+        except urllib.error.HTTPError as error:
+            if error.code != 503 or attempt == attempts - 1:
+                raise
+            time.sleep(float(error.headers.get("Retry-After") or 2))
 
 
 def deploy(env: dict[str, str], log: Path) -> None:

@@ -9,14 +9,13 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import duckdb
 import pytest
 from conftest import REPO, SIGTELSER_HEADER, sigtelser_year, write_extract
 
+from flows.local_stack import post_to_api
 from warehouse.files import internal_file
 
 
@@ -77,19 +76,8 @@ def stack(tmp_path_factory):
         out.close()
 
 
-def api(stack, path, body=None, attempts=5):
-    """POST to the stack's Prefect API. A 503 is retried after its Retry-After, as Prefect's own client
-    retries it: the SQLite server answers so while it writes events."""
-    request = urllib.request.Request(f"{stack['api']}{path}", data=json.dumps(body or {}).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
-    for attempt in range(attempts):
-        try:
-            with urllib.request.urlopen(request, timeout=10) as answer:
-                return json.loads(answer.read() or b"null")
-        except urllib.error.HTTPError as error:
-            if error.code != 503 or attempt == attempts - 1:
-                raise
-            time.sleep(float(error.headers.get("Retry-After") or 2))
+def api(stack, path, body=None):
+    return post_to_api(stack["api"], path, body)
 
 
 def deployments(stack):
