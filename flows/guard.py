@@ -97,15 +97,35 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+def _operator_server_set() -> bool:
+    """Whether PREFECT_API_URL is set in the environment or in the active Prefect profile (where
+    `prefect config set` puts it), read without importing Prefect (1.2 s of CPU). When in doubt, False:
+    the server's process then reads every Prefect setting and exits if it is not wanted."""
+    if os.environ.get("PREFECT_API_URL"):
+        return True
+    import tomllib
+
+    home = Path(os.environ.get("PREFECT_HOME") or "~/.prefect").expanduser()
+    try:
+        profiles = tomllib.loads(Path(os.environ.get("PREFECT_PROFILES_PATH") or home / "profiles.toml")
+                                 .expanduser().read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    by_name = profiles.get("profiles")
+    profile = by_name.get(os.environ.get("PREFECT_PROFILE") or profiles.get("active")) if isinstance(by_name, dict) else None
+    return isinstance(profile, dict) and bool(profile.get("PREFECT_API_URL"))
+
+
 def _start_temporary_server(group: int, verbose: bool) -> tuple[subprocess.Popen | None, dict[str, str]]:
     """The run's temporary Prefect server, started now in GROUP (flows/temporary_server.py), and what the
     run's environment needs to use it; (None, {}) for a run with the operator's server, or if it could
     not be started (then Prefect starts one in the run, as it would without us).
 
-    PREFECT_API_URL in the environment is checked here for free. Set elsewhere (a Prefect profile,
-    prefect.toml), the server's process reads Prefect's settings, finds it and exits (about 1 s of the
-    other core, while the run imports), and the run, deciding alike, uses the operator's server."""
-    if os.environ.get("PREFECT_API_URL"):
+    PREFECT_API_URL in the environment or the active Prefect profile is checked here
+    (`_operator_server_set`). Set elsewhere (prefect.toml, .env), the server's process reads Prefect's
+    settings, finds it and exits (about 1 s of the other core, while the run imports), and the run,
+    deciding alike, uses the operator's server."""
+    if _operator_server_set():
         return None, {}
     from flows import temporary_server
 

@@ -130,6 +130,25 @@ def test_with_the_operators_server_the_temporary_server_exits_at_once(tmp_path, 
         temporary_server.wait_until_serving(api_url, 5)
 
 
+def test_the_supervisor_finds_the_operators_server_in_the_environment_or_the_active_profile(tmp_path, monkeypatch):
+    from flows.guard import _operator_server_set
+
+    for name in ("PREFECT_API_URL", "PREFECT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PREFECT_PROFILES_PATH", str(tmp_path / "profiles.toml"))
+    assert not _operator_server_set()  # no profiles file
+    (tmp_path / "profiles.toml").write_text('active = "operator"\n[profiles.operator]\nPREFECT_API_URL = "http://h:4200/api"\n'
+                                            '[profiles.ephemeral]\nPREFECT_SERVER_ALLOW_EPHEMERAL_MODE = "true"\n')
+    assert _operator_server_set()
+    monkeypatch.setenv("PREFECT_PROFILE", "ephemeral")  # another profile chosen for this shell
+    assert not _operator_server_set()
+    monkeypatch.setenv("PREFECT_API_URL", "http://h:4200/api")
+    assert _operator_server_set()
+    monkeypatch.delenv("PREFECT_API_URL")
+    (tmp_path / "profiles.toml").write_text("active = [")  # broken: the server's process decides
+    assert not _operator_server_set()
+
+
 def test_a_server_that_fails_to_start_ends_the_run_with_one_line_and_leaves_no_process(golden, tmp_path):
     mark = uuid.uuid4().hex
     run = cli("run", "--landing", str(golden / "landing"), "--warehouse", str(tmp_path / "w.duckdb"), mark=mark,
