@@ -3,6 +3,7 @@
 import shutil
 import time
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from conftest import (
@@ -212,6 +213,12 @@ def test_retry_judges_a_held_back_row_with_the_rest_of_its_delivery(paths, tmp_p
     shutil.copytree(DEFAULT_REFERENCE_DIR, reference)
     with open(reference / "scope_aliases.csv", "a", encoding="utf-8") as aliases:
         aliases.write("Motalvej;area;motalavej\n")
+    ((archived,),) = query(warehouse, "SELECT archive_path FROM meta.deliveries")
+    Path(archived).rename(tmp_path / "elsewhere")  # the delivery is read again from its archived file
+    (outcome,) = retry_quarantined(warehouse, reference)
+    assert (outcome.released_rows, outcome.still_open_rows, outcome.problems) == (0, 1, [f"its archived file is missing: {archived}"])
+    assert query(warehouse, "SELECT DISTINCT line_number FROM meta.quarantine WHERE status = 'open'") == [(5,)]
+    (tmp_path / "elsewhere").rename(archived)
     (outcome,) = retry_quarantined(warehouse, reference)
     assert (outcome.released_rows, outcome.still_open_rows) == (1, 0)
     assert query(warehouse, "SELECT count(*) FROM staging.politi_sigtelser WHERE scope_id = 'motalavej'") == [(4,)]

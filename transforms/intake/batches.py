@@ -12,7 +12,8 @@ and the later steps pass a settled delivery through untouched. Between steps the
 <spill dir>/<id of the first delivery staged with them>.<part>.parquet (rows keyed by delivery_id and
 line_number), so memory holds only what is being worked on:
 raw (text as delivered), staged (typed, with the suite's helper columns), type_problems (values that
-did not fit their type) and, after validation, problems (everything `load` quarantines)."""
+did not fit their type) and, after validation, problems (everything `load` quarantines) and held_back
+(the raw rows of those problems, which the warehouse keeps for the steward)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import polars as pl
 
 from transforms.intake.read import RejectedFile, TextRows, read_text_rows
 from transforms.intake.stage import stage_batch
-from transforms.intake.validate import validate_rows, validation_turn
+from transforms.intake.validate import validate_holding_back, validation_turn
 from transforms.ledger.deliveries import Delivery, archive_raw_file
 from transforms.reference import Reference, load_reference
 from transforms.sources import Contract, contract_for
@@ -47,29 +48,25 @@ def _keyed(frame: pl.DataFrame, delivery_id: int) -> pl.DataFrame:
 def _stage_and_spill(read: list[tuple[Delivery, TextRows]], contract: Contract, reference: Reference,
                      spill_dir: Path) -> list[Delivery]:
     """Type the rows of files read, in one pass per format (XLSX cells carry plain numbers, CSV text
-    Danish ones), and write them to the spill folder by runs of files of one format in landing order,
-    so that the spill files, read in turn, hold the rows in that order. The deliveries of a run share
+    Danish ones), and write each format's rows to the spill folder: the deliveries of one format share
     its files, <spill dir>/<first delivery id>.<part>.parquet."""
     is_xlsx = {delivery.delivery_id: text_rows.encoding == "xlsx" for delivery, text_rows in read}
-    staged_by_format, rejected = {}, {}
+    spilled, rejected = {}, {}
     for xlsx in set(is_xlsx.values()):
-        raw = pl.concat([_keyed(text_rows.frame, delivery.delivery_id) for delivery, text_rows in read
-                         if is_xlsx[delivery.delivery_id] == xlsx], rechunk=False)
+        of_format = [(delivery, text_rows) for delivery, text_rows in read if is_xlsx[delivery.delivery_id] == xlsx]
+        raw = pl.concat([_keyed(text_rows.frame, delivery.delivery_id) for delivery, text_rows in of_format], rechunk=False)
         staged, rejected_here = stage_batch(raw, contract, reference, plain_numbers=xlsx)
-        staged_by_format[xlsx] = (raw, staged)
         rejected |= rejected_here
-    spilled = {}
-    kept = [delivery for delivery, _ in read if delivery.delivery_id not in rejected]
-    for xlsx, run in groupby(kept, key=lambda delivery: is_xlsx[delivery.delivery_id]):
-        run_ids = [delivery.delivery_id for delivery in run]
-        raw, staged = staged_by_format[xlsx]
+        kept = [delivery.delivery_id for delivery, _ in of_format if delivery.delivery_id not in rejected_here]
+        if not kept:
+            continue
         frames = {"raw": raw.select(list(contract.raw_columns())), "staged": staged.frame, "type_problems": staged.problems}
-        if len(run_ids) < sum(of_format == xlsx for of_format in is_xlsx.values()):  # other runs or rejected files
-            frames = {part: frame.filter(pl.col("delivery_id").is_in(run_ids)) for part, frame in frames.items()}
+        if rejected_here:
+            frames = {part: frame.filter(pl.col("delivery_id").is_in(kept)) for part, frame in frames.items()}
         spill_dir.mkdir(parents=True, exist_ok=True)
         for part, frame in frames.items():
-            frame.write_parquet(spill_dir / f"{run_ids[0]}.{part}.parquet")
-        spilled |= dict.fromkeys(run_ids, spill_dir / str(run_ids[0]))
+            frame.write_parquet(spill_dir / f"{kept[0]}.{part}.parquet")
+        spilled |= dict.fromkeys(kept, spill_dir / str(kept[0]))
     return [delivery.rejected(rejected[delivery.delivery_id]) if delivery.delivery_id in rejected
             else replace(delivery, spilled=spilled[delivery.delivery_id]) for delivery, _ in read]
 
@@ -141,13 +138,15 @@ def validate_deliveries(deliveries: list[Delivery], reference_dir: Path, today: 
 
     with validation_turn():
         staged = spilled("staged").collect()
-        problems = validate_rows(staged, spilled("type_problems").collect(), spilled("raw"), contract,
-                                 load_reference(reference_dir), today, with_notes=True)
+        problems, held_back = validate_holding_back(staged, spilled("type_problems").collect(), spilled("raw"), contract,
+                                                    load_reference(reference_dir), today)
     problems = problems.join(staged.select(pl.col("delivery_id").cast(pl.Int64), pl.col("line_number").cast(pl.Int64),
                                            "partition_key"), on=["delivery_id", "line_number"], how="left")
-    delivery_ids_by_file = {}
+    staged_together = {}
     for delivery in pending:
-        delivery_ids_by_file.setdefault(delivery.spill_path("problems"), []).append(delivery.delivery_id)
-    for path, delivery_ids in delivery_ids_by_file.items():
-        problems.filter(pl.col("delivery_id").is_in(delivery_ids)).write_parquet(path)
+        staged_together.setdefault(delivery.spilled, []).append(delivery)
+    for together in staged_together.values():
+        of_these = pl.col("delivery_id").is_in([delivery.delivery_id for delivery in together])
+        for part, frame in (("problems", problems), ("held_back", held_back)):
+            frame.filter(of_these).write_parquet(together[0].spill_path(part))
     return deliveries

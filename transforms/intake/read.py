@@ -64,9 +64,11 @@ def _parse_csv(data: bytes) -> tuple[pl.DataFrame, str]:
     if header.count('"') % 2:  # the CSV reader would read the rest of the file as one quoted header
         raise RejectedFile('the header line has an unclosed quote ("), which would swallow the rows below it; '
                            "remove or close it")
+    # polars reads UTF-8: the delivered bytes where they are (UTF-8 is what most deliveries are), else transcoded
+    utf8 = data.removeprefix(UTF8_BOM) if encoding.startswith("utf-8") else text.encode("utf-8")
     try:
         frame = pl.read_csv(
-            io.BytesIO(text.encode("utf-8")),
+            io.BytesIO(utf8),
             separator=";",
             infer_schema=False,
             raise_if_empty=True,

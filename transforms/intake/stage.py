@@ -42,8 +42,8 @@ def _cleaned(column: str) -> pl.Expr:
 
 
 def _typed(column: str, column_type: str, plain_numbers: bool) -> tuple[pl.Expr, pl.Expr]:
-    """(typed value, does-the-text-fit) for one column."""
-    text = _cleaned(column)
+    """(typed value, does-the-text-fit) for one column, _cleaned already."""
+    text = pl.col(column)
     if column_type == "text":
         return text, pl.lit(True)
     if column_type == "period":
@@ -68,14 +68,14 @@ def _typed(column: str, column_type: str, plain_numbers: bool) -> tuple[pl.Expr,
     return (number.cast(pl.Int64, strict=False) if column_type == "int" else number), fits
 
 
-def _typed_once_per_value(raw: pl.DataFrame, column: str, column_type: str, plain_numbers: bool) -> tuple[pl.Expr, pl.Expr]:
+def _typed_once_per_value(cleaned: pl.DataFrame, column: str, column_type: str, plain_numbers: bool) -> tuple[pl.Expr, pl.Expr]:
     """_typed, computed once per distinct text and looked up per row where values repeat (codes, dates,
     counts): the patterns and casts of a number column were half of staging a police file."""
     typed, fits = _typed(column, column_type, plain_numbers)
-    if column_type == "text" or raw.height < _LOOKUP_FROM_ROWS:
+    if column_type == "text" or cleaned.height < _LOOKUP_FROM_ROWS:
         return typed, fits
-    distinct = raw.get_column(column).unique().drop_nulls()
-    if distinct.len() > raw.height // 4:  # mostly distinct values: the lookup would cost more than it saves
+    distinct = cleaned.get_column(column).unique().drop_nulls()
+    if distinct.len() > cleaned.height // 4:  # mostly distinct values: the lookup would cost more than it saves
         return typed, fits
     table = distinct.to_frame().select(column, typed.alias("typed"), fits.alias("fits"))
     by_value = pl.col(column).replace_strict
@@ -97,23 +97,31 @@ def _plan_id(frame: pl.DataFrame, contract: Contract, reference: Reference) -> p
                                                                      return_dtype=pl.Utf8)
 
 
-def _scope_expressions(frame: pl.DataFrame, contract: Contract, reference: Reference) -> list[pl.Expr]:
-    """scope_level/scope_id from Område (`omraade_key` is the normalized text the suite checks). A source
-    reporting plans reads an empty Område as the whole plan; one without Kommunekode takes the plan's."""
-    key = _label_key_of(frame, contract.scope_column)
-    labels = reference.scopes_by_label
-    level = key.replace_strict({k: s.level for k, s in labels.items()}, default=None, return_dtype=pl.Utf8)
-    named_id = key.replace_strict({k: s.scope_id for k, s in labels.items()}, default=None, return_dtype=pl.Utf8)
+def _with_scope(frame: pl.DataFrame, contract: Contract, reference: Reference) -> pl.DataFrame:
+    """scope_level/scope_id from Område (`omraade_key` is the normalized text the suite checks), looked up
+    once per distinct name and joined to the rows (names repeat on every row: one lookup per row in all,
+    where an expression per output looked the name up five times). A source reporting plans reads an
+    empty Område as the whole plan; one without Kommunekode takes the plan's."""
+    column, labels = contract.scope_column, reference.scopes_by_label
+    by_name = (frame.get_column(column).unique().to_frame()
+               .with_columns(label_key(pl.col(column)).alias("omraade_key"))
+               .with_columns(pl.col("omraade_key").replace_strict({k: s.level for k, s in labels.items()}, default=None,
+                                                                  return_dtype=pl.Utf8).alias("scope_level"),
+                             pl.col("omraade_key").replace_strict({k: s.scope_id for k, s in labels.items()}, default=None,
+                                                                  return_dtype=pl.Utf8).alias("named_scope_id")))
+    frame = frame.join(by_name, on=column, how="left", nulls_equal=True, maintain_order="left")
     if contract.plan_column:
         kommune_code = pl.col("plan_id").replace_strict(reference.plan_kommuner, default=None, return_dtype=pl.Utf8)
     else:
         kommune_code = pl.col("kommunekode").cast(pl.Utf8)
-    scope_id = pl.when(level == "kommune").then(kommune_code).otherwise(named_id)
+    level = pl.col("scope_level")
+    scope_id = pl.when(level == "kommune").then(kommune_code).otherwise(pl.col("named_scope_id"))
     if "plan" in contract.levels:
-        whole_plan = pl.col(contract.scope_column).is_null()
+        whole_plan = pl.col(column).is_null()
         level = pl.when(whole_plan).then(pl.lit("plan")).otherwise(level)
         scope_id = pl.when(whole_plan).then(pl.col("plan_id")).otherwise(scope_id)
-    return [key.alias("omraade_key"), level.alias("scope_level"), scope_id.alias("scope_id"), kommune_code.alias("kommune_code")]
+    return frame.with_columns(level.alias("scope_level"), scope_id.alias("scope_id"),
+                              kommune_code.alias("kommune_code")).drop("named_scope_id")
 
 
 def _department_expressions(frame: pl.DataFrame, contract: Contract, reference: Reference) -> list[pl.Expr]:
@@ -154,11 +162,12 @@ def stage_batch(raw: pl.DataFrame, contract: Contract, reference: Reference,
     carry no Danish formatting. A delivery with a column that has values of which none fits its type is
     rejected whole: its reason comes by delivery id, and its rows are left out."""
     names = [column.name for column in contract.columns]
-    typed, fits = zip(*(_typed_once_per_value(raw, column.name, column.type, plain_numbers) for column in contract.columns))
-    # every column typed once, in one pass (polars runs the columns in parallel)
-    checked = raw.select(*ROW_KEY, *(t.alias(n) for t, n in zip(typed, names)),
-                         *(f.alias(f"fits {n}") for f, n in zip(fits, names)),
-                         *(_cleaned(n).is_not_null().alias(f"present {n}") for n in names))
+    # every column cleaned once and typed once, each in one pass (polars runs the columns in parallel)
+    cleaned = raw.select(*ROW_KEY, *(_cleaned(n).alias(n) for n in names))
+    typed, fits = zip(*(_typed_once_per_value(cleaned, column.name, column.type, plain_numbers) for column in contract.columns))
+    checked = cleaned.select(*ROW_KEY, *(t.alias(n) for t, n in zip(typed, names)),
+                             *(f.alias(f"fits {n}") for f, n in zip(fits, names)),
+                             *(pl.col(n).is_not_null().alias(f"present {n}") for n in names))
     unfit = checked.select(*ROW_KEY, *((pl.col(f"present {n}") & (~pl.col(f"fits {n}") | pl.col(n).is_null())).alias(n)
                                        for n in names))
     counts = unfit.group_by("delivery_id").agg(*(pl.col(n).sum() for n in names)).join(
@@ -181,7 +190,7 @@ def stage_batch(raw: pl.DataFrame, contract: Contract, reference: Reference,
     if contract.plan_column:
         frame = frame.with_columns(_plan_id(frame, contract, reference).alias("plan_id"))
     if contract.scope_column:
-        frame = frame.with_columns(_scope_expressions(frame, contract, reference))
+        frame = _with_scope(frame, contract, reference)
     if contract.department_columns:
         frame = frame.with_columns(_department_expressions(frame, contract, reference))
     frame = frame.with_columns(_partition_key(contract), **contract.rule_columns)

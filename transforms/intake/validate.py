@@ -154,15 +154,9 @@ def _as_yyyymmdd(dates: pl.Expr) -> pl.Expr:
     return dates.dt.year().cast(pl.Int64) * 10000 + dates.dt.month().cast(pl.Int64) * 100 + dates.dt.day().cast(pl.Int64)
 
 
-def _with_delivered_values(problems: pl.DataFrame, text_rows: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+def _with_delivered_values(problems: pl.DataFrame, held_back: pl.DataFrame) -> pl.DataFrame:
     """Fill in the value as the sender wrote it, which is what a steward needs to see."""
-    lines = problems.filter(pl.col("value").is_null()).select(ROW_KEY).unique()
-    if lines.is_empty():
-        return problems
-    delivered = (
-        text_rows.lazy().with_columns(pl.col(ROW_KEY).cast(pl.Int64)).join(lines.lazy(), on=ROW_KEY, how="semi").collect()
-        .unpivot(index=ROW_KEY, variable_name="column_name", value_name="delivered")
-    )
+    delivered = held_back.unpivot(index=ROW_KEY, variable_name="column_name", value_name="delivered")
     return (
         problems.join(delivered, on=[*ROW_KEY, "column_name"], how="left")
         .with_columns(pl.coalesce("value", "delivered").alias("value"))
@@ -238,6 +232,15 @@ def validate_rows(staged_rows: pl.DataFrame, type_problems: pl.DataFrame, text_r
         problems = validate_rows(staged_rows.with_columns(one_delivery), type_problems.with_columns(one_delivery),
                                  text_rows.with_columns(one_delivery), contract, reference, today, with_notes)
         return problems.drop("delivery_id")
+    problems, _ = validate_holding_back(staged_rows, type_problems, text_rows, contract, reference, today)
+    return problems if with_notes else problems.drop("note")
+
+
+def validate_holding_back(staged_rows: pl.DataFrame, type_problems: pl.DataFrame, text_rows: pl.DataFrame | pl.LazyFrame,
+                          contract: Contract, reference: Reference, today: dt.date | None = None
+                          ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """validate_rows of a batch keyed by (delivery_id, line_number), with notes, and the text rows of the
+    lines with problems: what the warehouse keeps of a held-back row (text_rows are read once)."""
     outcomes = _suite_outcomes(staged_rows, contract, reference, today)
     row_keys = staged_rows.select(pl.col(ROW_KEY).cast(pl.Int64))
     findings = []
@@ -260,5 +263,8 @@ def validate_rows(staged_rows: pl.DataFrame, type_problems: pl.DataFrame, text_r
     # A value that could not be typed reads as missing to the suite; report it once, as the type problem.
     suite_problems = suite_problems.join(type_problems, on=[*ROW_KEY, "column_name"], how="anti")
     problems = pl.concat([type_problems, suite_problems]).unique(maintain_order=True).sort(ROW_KEY, maintain_order=True)
-    problems = _with_delivered_values(problems, text_rows)
-    return problems if with_notes else problems.drop("note")
+    text_rows = text_rows.lazy()
+    key_types = text_rows.collect_schema()
+    lines = problems.lazy().select(pl.col(key).cast(key_types[key]) for key in ROW_KEY).unique()
+    held_back = text_rows.join(lines, on=ROW_KEY, how="semi").collect()
+    return _with_delivered_values(problems, held_back.with_columns(pl.col(ROW_KEY).cast(pl.Int64))), held_back

@@ -220,7 +220,7 @@ class Contract:
         return columns | {c.name: (c.sql_type, f"{c.header}: {c.description}") for c in self.columns}
 
     def raw_columns(self) -> dict[str, tuple[str, str]]:
-        """What raw.<source> stores: every delivered value as text."""
+        """What raw.<source> stores of a row held back in quarantine: every delivered value as text."""
         return ROW_KEYS | {c.name: ("VARCHAR", f"{c.header} as delivered: {c.description}") for c in self.columns}
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from transforms.intake.read import RejectedFile
+from transforms.intake.read import RejectedFile, read_text_rows
 from transforms.intake.stage import TYPE_WORDS, stage_rows
 from transforms.intake.validate import validate_rows
 from transforms.ledger import records
@@ -241,12 +241,12 @@ class RetryOutcome:
     problems: list[str] = field(default_factory=list)
 
 
-def _open_lines(conn: duckdb.DuckDBPyConnection) -> dict[int, tuple[str, str, str | None, list[int]]]:
+def _open_lines(conn: duckdb.DuckDBPyConnection) -> dict[int, tuple[str, str, str, list[int]]]:
     rows = conn.execute("""
-        SELECT q.delivery_id, d.source, d.file_name, d.encoding, list(DISTINCT q.line_number ORDER BY q.line_number)
+        SELECT q.delivery_id, d.source, d.file_name, d.archive_path, list(DISTINCT q.line_number ORDER BY q.line_number)
         FROM meta.quarantine AS q JOIN meta.deliveries AS d USING (delivery_id)
         WHERE q.status = 'open' GROUP BY ALL ORDER BY q.delivery_id""").fetchall()
-    return {did: (source, name, encoding, lines) for did, source, name, encoding, lines in rows}
+    return {did: (source, name, archive, lines) for did, source, name, archive, lines in rows}
 
 
 def retry_quarantined(build: Path, reference_dir: Path, today: dt.date | None = None, who: str | None = None) -> list[RetryOutcome]:
@@ -258,16 +258,19 @@ def retry_quarantined(build: Path, reference_dir: Path, today: dt.date | None = 
     who = who or steward_user()
     outcomes = []
     with duckdb.connect(str(build)) as conn:
-        for delivery_id, (source, file_name, encoding, lines) in _open_lines(conn).items():
+        for delivery_id, (source, file_name, archive, lines) in _open_lines(conn).items():
             contract = contract_for(source)
             outcome = RetryOutcome(delivery_id, source, file_name)
             outcomes.append(outcome)
-            # the whole delivery is checked again, so rules across rows (sums, duplicate keys) see their context;
-            # only the verdict on the held-back lines is used
-            text_rows = conn.sql(f"SELECT * EXCLUDE (delivery_id) FROM {contract.raw_table} WHERE delivery_id = ? "
-                                 "ORDER BY line_number", params=[delivery_id]).pl()
+            # the whole delivery is read again from its archived file and checked again, so rules across rows
+            # (sums, duplicate keys) see their context; only the verdict on the held-back lines is used
+            if not archive or not Path(archive).is_file():
+                outcome.still_open_rows, outcome.problems = len(lines), [f"its archived file is missing: {archive}"]
+                continue
             try:
-                staged = stage_rows(text_rows, contract, reference, plain_numbers=encoding == "xlsx")
+                delivered = read_text_rows(Path(archive), contract)
+                text_rows = delivered.frame
+                staged = stage_rows(text_rows, contract, reference, plain_numbers=delivered.encoding == "xlsx")
             except RejectedFile as still_wrong:
                 outcome.still_open_rows, outcome.problems = len(lines), [str(still_wrong)]
                 continue
