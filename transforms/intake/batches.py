@@ -39,6 +39,9 @@ DEFAULT_BATCH_BYTES = 48 << 20
 # Rows typed in one pass: a pass per file costs more than a small file's rows (98 files of a few dozen
 # rows took 1 s one by one), and a pass over more rows holds more in memory (a police file is ~45,000 rows).
 STAGE_CHUNK_ROWS = 100_000
+# The spill lives for one run: lz4 writes a national first run's spill in 0.5 CPU-s less than zstd, for
+# about 200 MB on disk instead of 50 (uncompressed: 280 MB, no faster).
+SPILL_COMPRESSION = "lz4"
 
 
 def _keyed(frame: pl.DataFrame, delivery_id: int) -> pl.DataFrame:
@@ -65,7 +68,7 @@ def _stage_and_spill(read: list[tuple[Delivery, TextRows]], contract: Contract, 
             frames = {part: frame.filter(pl.col("delivery_id").is_in(kept)) for part, frame in frames.items()}
         spill_dir.mkdir(parents=True, exist_ok=True)
         for part, frame in frames.items():
-            frame.write_parquet(spill_dir / f"{kept[0]}.{part}.parquet")
+            frame.write_parquet(spill_dir / f"{kept[0]}.{part}.parquet", compression=SPILL_COMPRESSION)
         spilled |= dict.fromkeys(kept, spill_dir / str(kept[0]))
     return [delivery.rejected(rejected[delivery.delivery_id]) if delivery.delivery_id in rejected
             else replace(delivery, spilled=spilled[delivery.delivery_id]) for delivery, _ in read]
@@ -148,5 +151,5 @@ def validate_deliveries(deliveries: list[Delivery], reference_dir: Path, today: 
     for together in staged_together.values():
         of_these = pl.col("delivery_id").is_in([delivery.delivery_id for delivery in together])
         for part, frame in (("problems", problems), ("held_back", held_back)):
-            frame.filter(of_these).write_parquet(together[0].spill_path(part))
+            frame.filter(of_these).write_parquet(together[0].spill_path(part), compression=SPILL_COMPRESSION)
     return deliveries
