@@ -1,12 +1,19 @@
 import datetime as dt
 import json
 
+import polars as pl
 import pytest
 from conftest import NOEGLETAL_HEADER, SIGTELSER_HEADER, sigtelser_year, write_extract
 
 from transforms.intake.read import read_text_rows
 from transforms.intake.stage import stage_rows
-from transforms.intake.validate import SuiteError, load_suite, validate_rows
+from transforms.intake.validate import (
+    SuiteError,
+    duplicates_in_delivery,
+    ids_in_several_deliveries,
+    load_suite,
+    validate_rows,
+)
 from transforms.reference import load_reference
 from transforms.sources import all_contracts, contract_for
 from transforms.sources.suite import suite_path
@@ -127,6 +134,19 @@ def test_a_key_twice_in_one_delivery_quarantines_the_later_copy_only(tmp_path):
         (5, "i_alt_sum", "sigtelser", "88"),
         (6, "duplicate_in_delivery", "omraade", "Sydbyen (Slagelse)"),  # the first (line 3) loads
     ]
+
+
+def test_ids_repeated_within_a_delivery_are_problems_and_ids_across_deliveries_are_named_for_the_load():
+    """In a batch: B twice in delivery 1 is a duplicate there (the later line); A in deliveries 1 and 2
+    is not a problem yet (delivery 2 may replace delivery 1's partition), but the load must look."""
+    contract = contract_for("politi_anmeldelser")
+    staged = pl.DataFrame({"delivery_id": [1, 1, 1, 2, 2, 2], "line_number": [2, 3, 4, 2, 3, 4],
+                           "anmeldelses_id": ["A", "B", "B", "A", "C", None]},
+                          schema_overrides={"delivery_id": pl.Int32})
+    assert duplicates_in_delivery(staged, contract).select("delivery_id", "line_number", "rule", "note").rows() == [
+        (1, 4, "duplicate_in_delivery", "already in this delivery at line 3")]
+    assert sorted(ids_in_several_deliveries(staged, contract).rows()) == [(1, "A"), (2, "A")]
+    assert ids_in_several_deliveries(staged, contract_for("politi_sigtelser")).is_empty()  # no such rule
 
 
 def test_typing_problems_are_reported_beside_suite_problems(tmp_path):

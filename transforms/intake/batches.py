@@ -12,8 +12,9 @@ and the later steps pass a settled delivery through untouched. Between steps the
 <spill dir>/<id of the first delivery staged with them>.<part>.parquet (rows keyed by delivery_id and
 line_number), so memory holds only what is being worked on:
 raw (text as delivered), staged (typed, with the suite's helper columns), type_problems (values that
-did not fit their type) and, after validation, problems (everything `load` quarantines) and held_back
-(the raw rows of those problems, which the warehouse keeps for the steward)."""
+did not fit their type) and, after validation, problems (everything `load` quarantines), held_back
+(the raw rows of those problems, which the warehouse keeps for the steward) and shared_ids (ids that
+should be unique across deliveries and that several of the batch hold)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,11 @@ import polars as pl
 
 from transforms.intake.read import RejectedFile, TextRows, read_text_rows
 from transforms.intake.stage import stage_batch
-from transforms.intake.validate import validate_holding_back, validation_turn
+from transforms.intake.validate import (
+    ids_in_several_deliveries,
+    validate_holding_back,
+    validation_turn,
+)
 from transforms.ledger.deliveries import Delivery, archive_raw_file
 from transforms.reference import Reference, load_reference
 from transforms.sources import Contract, contract_for
@@ -145,11 +150,12 @@ def validate_deliveries(deliveries: list[Delivery], reference_dir: Path, today: 
                                                     load_reference(reference_dir), today)
     problems = problems.join(staged.select(pl.col("delivery_id").cast(pl.Int64), pl.col("line_number").cast(pl.Int64),
                                            "partition_key"), on=["delivery_id", "line_number"], how="left")
+    shared_ids = ids_in_several_deliveries(staged, contract)
     staged_together = {}
     for delivery in pending:
         staged_together.setdefault(delivery.spilled, []).append(delivery)
     for together in staged_together.values():
         of_these = pl.col("delivery_id").is_in([delivery.delivery_id for delivery in together])
-        for part, frame in (("problems", problems), ("held_back", held_back)):
+        for part, frame in (("problems", problems), ("held_back", held_back), ("shared_ids", shared_ids)):
             frame.filter(of_these).write_parquet(together[0].spill_path(part), compression=SPILL_COMPRESSION)
     return deliveries

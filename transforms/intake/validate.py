@@ -181,6 +181,25 @@ def _suite_columns(suite) -> set[str]:
     return {name for expectation in suite.expectations for name in names(expectation.configuration.kwargs)}
 
 
+def _repeated(rows: pl.DataFrame, columns: tuple[str, ...]) -> pl.DataFrame:
+    """The rows whose values of COLUMNS (none missing) occur more than once among ROWS: one hash pass,
+    after which only the few repeated rows are compared further."""
+    values = pl.col(columns[0]) if len(columns) == 1 else pl.struct(columns)
+    return rows.drop_nulls(list(columns)).filter(values.is_duplicated())
+
+
+def ids_in_several_deliveries(staged_rows: pl.DataFrame, contract: Contract) -> pl.DataFrame:
+    """For a source whose ids are unique across deliveries: (delivery_id, id) of every id that more than
+    one delivery of the batch holds. Not a problem yet (a later delivery may replace the partition of
+    an earlier one); the load looks at those ids with the ones already in staging."""
+    column = contract.unique_across_deliveries
+    if not column or column not in staged_rows.columns:
+        return pl.DataFrame(schema={"delivery_id": pl.Int32, "id": pl.Utf8})
+    repeated = _repeated(staged_rows.select("delivery_id", column), (column,))
+    return (repeated.filter(pl.col("delivery_id").n_unique().over(column) > 1).unique()
+            .select(pl.col("delivery_id").cast(pl.Int32), pl.col(column).cast(pl.Utf8).alias("id")))
+
+
 def duplicates_in_delivery(staged_rows: pl.DataFrame, contract: Contract) -> pl.DataFrame:
     """Later copies of a key within one delivery (the first occurrence is not a problem), with the line
     of the first in `note`. Rows with a missing key part are not compared (as GX's ignore_row_if)."""
@@ -190,8 +209,7 @@ def duplicates_in_delivery(staged_rows: pl.DataFrame, contract: Contract) -> pl.
     if rule is None or not set(contract.key) <= set(staged_rows.columns):
         return pl.DataFrame(schema=schema)
     blamed, _ = rule
-    keyed = (staged_rows.select(*ROW_KEY, *contract.key).drop_nulls(list(contract.key))
-             .with_columns(pl.col(ROW_KEY).cast(pl.Int64)))
+    keyed = _repeated(staged_rows.select(*ROW_KEY, *contract.key), contract.key).with_columns(pl.col(ROW_KEY).cast(pl.Int64))
     first = pl.col("line_number").min().over(["delivery_id", *contract.key]).alias("first_line")
     return (keyed.with_columns(first).filter(pl.col("line_number") != pl.col("first_line"))
             .select(*ROW_KEY, rule=pl.lit(DUPLICATE_RULE), column_name=pl.lit(blamed), value=pl.lit(None, dtype=pl.Utf8),
