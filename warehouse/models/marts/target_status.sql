@@ -32,7 +32,14 @@ audits:
   accepted_values: {rule: [below, at_most, above, at_least, above_reference, at_most_baseline, rising_vs_baseline, falling_vs_baseline, compounded_change, yearly_change, development_vs_kommune]}
   relationships: {indicator: ref.indicators.indicator}
 */
-WITH own_years AS (
+WITH named_figures AS (
+    -- the figures of the scopes the targets name (their own and their reference's), not all 150,000:
+    -- this model is rebuilt whole at every run
+    SELECT f.* FROM core.indicator_figures AS f
+    WHERE (f.indicator, f.level, f.scope_id) IN (SELECT (indicator, level, scope_id) FROM ref.targets
+                                                UNION SELECT (indicator, reference_level, reference_scope_id) FROM ref.targets)
+),
+own_years AS (
     -- a plan's own years: from its first whole year (the start year when it starts on 1 January) to its end
     SELECT plan_id,
            CASE WHEN month(start_date) = 1 AND day(start_date) = 1 THEN year(start_date) ELSE year(start_date) + 1 END
@@ -66,23 +73,23 @@ evaluated AS (
         development.note AS development_note
     FROM target_years AS ty
     JOIN ref.indicators AS i ON i.indicator = ty.indicator
-    LEFT JOIN core.indicator_figures AS actual
+    LEFT JOIN named_figures AS actual
         ON actual.indicator = ty.indicator AND actual.level = ty.level AND actual.scope_id = ty.scope_id
        AND actual.year = ty.year
     LEFT JOIN marts.indicator_values AS published
         ON published.indicator = ty.indicator AND published.level = ty.level AND published.scope_id = ty.scope_id
        AND published.year = ty.year
-    LEFT JOIN core.indicator_figures AS reference
+    LEFT JOIN named_figures AS reference
         ON reference.indicator = ty.indicator AND reference.level = ty.reference_level
        AND reference.scope_id = ty.reference_scope_id AND reference.year = ty.reference_year
-    LEFT JOIN core.indicator_figures AS baseline
+    LEFT JOIN named_figures AS baseline
         ON baseline.indicator = ty.indicator AND baseline.level = ty.level AND baseline.scope_id = ty.scope_id
        AND baseline.year = ty.baseline_year
     LEFT JOIN marts.development_vs_kommune AS development
         ON development.indicator = ty.indicator AND development.plan_id = ty.plan_id
        AND development.scope_id = ty.scope_id AND development.year = ty.year
     LEFT JOIN LATERAL (
-        SELECT v.year, v.value FROM core.indicator_figures AS v
+        SELECT v.year, v.value FROM named_figures AS v
         WHERE v.indicator = ty.indicator AND v.level = ty.level AND v.scope_id = ty.scope_id
           AND v.year < ty.year AND v.year >= ty.baseline_year AND v.value IS NOT NULL
         ORDER BY v.year DESC LIMIT 1
