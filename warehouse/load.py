@@ -1,7 +1,7 @@
-"""Deliveries -> warehouse rows. Each delivery's raw rows, its valid rows into staging (delete-then-insert
-per partition it contains), its problems into the quarantine and its ledger row are applied together
-with those of the other deliveries of its batch, in one transaction. Partitions it does not contain stay
-as they were."""
+"""Deliveries -> warehouse rows. Each delivery's valid rows into staging (delete-then-insert per partition
+it contains), its problems into the quarantine with the delivered text of the rows held back (raw), and
+its ledger row are applied together with those of the other deliveries of its batch, in one transaction.
+Partitions it does not contain stay as they were."""
 
 from __future__ import annotations
 
