@@ -195,3 +195,25 @@ def test_the_i_alt_row_must_equal_the_sum_of_the_laws_and_alone_carries_persons(
         (9, "i_alt_sum", "afgoerelser", "46"),
         (9, "missing_value", "sigtede", None),
     ]
+
+
+def test_a_column_read_only_for_missing_values_reaches_gx_as_a_stand_in_with_the_same_findings(tmp_path, monkeypatch):
+    """GX filters the whole frame once per metric; a column only null checks read (the police reports'
+    ids) goes to it as a small number where a value is, so its text is not copied each time. The
+    findings are those of the delivered text; a column any other rule reads goes as it is."""
+    from transforms.intake import validate
+
+    contract = contract_for("politi_anmeldelser")
+    assert validate._read_for_missing_values_only(load_suite(suite_path(contract))) == {"anmeldelses_id"}
+    assert validate._read_for_missing_values_only(load_suite(suite_path(contract_for("politi_sigtelser")))) == {"omraade"}
+    header = "Anmeldelses-ID;Anmeldt dato;Kommunekode;Område;Kategori"
+    lines = ["A-1;2016-03-01;330;Sydbyen;Vold", ";2016-03-02;330;Sydbyen;Vold", "A-3;;330;Sydbyen;Vold",
+             "A-4;2016-03-04;330;Sydbyen;", "A-5;2016-03-05;330;Sydbyen;Slagsmål"]
+    with_stand_in = problems_of(tmp_path, "politi_anmeldelser", header, lines)
+    monkeypatch.setattr(validate, "_read_for_missing_values_only", lambda suite: set())
+    assert with_stand_in == problems_of(tmp_path, "politi_anmeldelser", header, lines) == [
+        (3, "missing_value", "anmeldelses_id", None),
+        (4, "missing_value", "anmeldt_dato", None),
+        (5, "missing_value", "kategori", None),
+        (6, "value_not_in_set", "kategori", "Slagsmål"),
+    ]

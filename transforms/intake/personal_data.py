@@ -26,8 +26,18 @@ def holds_cpr(values: pl.Expr) -> pl.Expr:
     return found.list.eval(birth_dates.is_not_null().any()).list.first().fill_null(False)
 
 
+def cpr_like(values: list[str] | pl.Series) -> pl.Series:
+    """Per value (a header, a name, a line): does it hold a CPR-like number? The date check runs only if
+    a value has the shape: every delivery's headers and sheet names pass here, and the check costs
+    0.3 ms a call even for none."""
+    values = pl.Series("v", values, dtype=pl.Utf8)
+    shaped = values.str.contains(CPR_SHAPE).fill_null(False)
+    if not shaped.any():
+        return shaped
+    return shaped & values.to_frame().select(holds_cpr(pl.col("v")))["v"]
+
+
 def cpr_like_names(names: list[str]) -> set[str]:
     """The names (of files and folders) that hold a CPR-like number; all in one pass, as a landing
     folder lists hundreds."""
-    frame = pl.Series(names, dtype=pl.Utf8).to_frame("v")
-    return set(frame.filter(pl.col("v").str.contains(CPR_SHAPE) & holds_cpr(pl.col("v")))["v"].to_list())
+    return set(pl.Series(names, dtype=pl.Utf8).filter(cpr_like(names)).to_list())

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
-from transforms.intake.personal_data import CPR_SHAPE, holds_cpr
+from transforms.intake.personal_data import CPR_SHAPE, cpr_like, holds_cpr
 from transforms.ledger.deliveries import XLSX_MAGIC
 from transforms.sources import Contract, normalize_label
 
@@ -138,8 +138,7 @@ def _delivered_header(frame: pl.DataFrame, index: int) -> str:
 def first_cpr_like(frame: pl.DataFrame, where: str = "") -> str | None:
     """Where the first CPR-like value of a parsed file (sheet) is, in words, or None: a header, else
     the column and line of the first such value; the value itself is never part of the answer."""
-    headers = pl.Series(frame.columns, dtype=pl.Utf8)
-    in_headers = pl.DataFrame({"h": headers}).select(pl.col("h").str.contains(CPR_SHAPE) & holds_cpr(pl.col("h")))["h"]
+    in_headers = cpr_like(frame.columns)
     if in_headers.any():
         return f"{where}a header (column {in_headers.arg_true()[0] + 1}, line 1)"
     if frame.width == 0 or frame.height == 0:
@@ -163,15 +162,15 @@ def _cpr_like_in_lines(text: str) -> str | None:
     """For a CSV polars cannot parse: the first CPR-like value by line, and its column if the header
     names it (fields split at ;)."""
     lines = pl.Series(text.splitlines(), dtype=pl.Utf8)
-    found = pl.DataFrame({"line": lines}).select(pl.col("line").str.contains(CPR_SHAPE) & holds_cpr(pl.col("line")))
-    if not found["line"].any():
+    found = cpr_like(lines)
+    if not found.any():
         return None
-    index = found["line"].arg_true()[0]
+    index = found.arg_true()[0]
     if index == 0:
         return "a header (line 1)"
-    fields = pl.DataFrame({"f": lines[int(index)].split(";")}).select(pl.col("f").str.contains(CPR_SHAPE) & holds_cpr(pl.col("f")))
+    fields = cpr_like(lines[int(index)].split(";"))
     headers = lines[0].lstrip("\ufeff").split(";")
-    position = int(fields["f"].arg_true()[0]) if fields["f"].any() else None  # a quoted ; may hide it
+    position = int(fields.arg_true()[0]) if fields.any() else None  # a quoted ; may hide it
     if position is not None and position < len(headers) and headers[position].strip():
         return f"column {headers[position]!r}, first at line {index + 1}"
     return f"line {index + 1}"
@@ -179,8 +178,7 @@ def _cpr_like_in_lines(text: str) -> str | None:
 
 def _first_cpr_like_in_sheets(sheets: dict[str, pl.DataFrame]) -> str | None:
     """first_cpr_like over every sheet of a workbook (a CSV is one sheet without a name), names first."""
-    names = pl.DataFrame({"name": list(sheets)}, schema={"name": pl.Utf8})
-    in_names = names.select(pl.col("name").str.contains(CPR_SHAPE) & holds_cpr(pl.col("name")))["name"]
+    in_names = cpr_like(list(sheets))
     if in_names.any():
         return f"a sheet name (sheet {in_names.arg_true()[0] + 1})"
     for name, sheet in sheets.items():
