@@ -83,8 +83,8 @@ def ingest_batch(deliveries: list[Delivery], archive_dir: Path, reference_dir: P
 
 
 @step
-def validate_batch(deliveries: list[Delivery], reference_dir: Path) -> list[Delivery]:
-    return ingest.validate_deliveries(deliveries, reference_dir)
+def validate_batch(deliveries: list[Delivery], reference_dir: Path, order: int = 0) -> list[Delivery]:
+    return ingest.validate_deliveries(deliveries, reference_dir, order=order)
 
 
 @writing_step
@@ -167,9 +167,9 @@ def run_pipeline(landing: str, warehouse: str, reference_dir: str | None = None,
         # each batch's ingestion, then its validation: in that order the pool runs about two of each at once
         # (every ingestion first, then the validations, held 0.5 GB more at national scale)
         intake = []
-        for batch in delivery_batches(deliveries):
+        for order, batch in enumerate(delivery_batches(deliveries)):
             ingestion = ingest_batch.submit(batch, archive, reference, spill_dir(write.build_file))
-            intake.append((ingestion, validate_batch.submit(ingestion, reference)))
+            intake.append((ingestion, validate_batch.submit(ingestion, reference, order)))
         task_runner = FlowRunContext.get().task_runner
         for ingestion, validation in intake:  # loaded one at a time while later ones are validated
             intake_result(ingestion, task_runner)  # a failed ingestion raises its error, not "validation still pending"

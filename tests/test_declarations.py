@@ -93,7 +93,7 @@ def test_a_broken_mart_fails_its_audit_and_the_published_file_stays_as_it_was(tm
     monkeypatch.setattr(models, "all_models", _broken("marts.indicator_values", doubled))
     run = RunSummary("audit-test", "(test)", str(warehouse), None, "fingerprint")
     with pytest.raises(models.ModelError, match=r"model marts.indicator_values .*audit failed: unique grain "
-                                                r"\(indicator, level, scope_id, year\): \('\w+', 'area', 'sydbyen', 2016, 2\)"):
+                                                r'\(indicator, level, scope_id, year\): \{"indicator":"\w+","level":"area","scope_id":"sydbyen","year":2016,"copies":2\}'):
         with warehouse_write(warehouse, run) as write:
             models.materialize(write.build, DEFAULT_REFERENCE_DIR)
     assert warehouse.read_bytes() == published
@@ -127,7 +127,7 @@ def test_a_mart_rebuilt_by_year_is_audited_in_those_years(tmp_path, monkeypatch)
     doubled = f"SELECT * FROM ({values.select}) UNION ALL SELECT * FROM ({values.select})"
     monkeypatch.setattr(models, "all_models", _broken("marts.indicator_values", doubled))
     with pytest.raises(models.ModelError, match=r"model marts.indicator_values .*audit failed: unique grain "
-                                                r"\(indicator, level, scope_id, year\): \('\w+', '\w+', '\w+', 2017, 2\)"):
+                                                r'\(indicator, level, scope_id, year\): \{"indicator":"\w+","level":"\w+","scope_id":"\w+","year":2017,"copies":2\}'):
         models.materialize(warehouse, DEFAULT_REFERENCE_DIR, only_marts=True, loaded_deliveries=[row["delivery_id"]])
     assert query(warehouse, "SELECT count(*) FROM marts.indicator_values WHERE year = 2017") == [(0,)]  # rolled back
 

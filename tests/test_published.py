@@ -142,7 +142,7 @@ def test_a_run_killed_between_its_two_renames_is_published_by_the_next_writer(pu
     record_run(internal_path(warehouse), RunSummary("ahead", "(test)", str(warehouse), dt.datetime.now(), None))
     # and it left what a run killed while publishing leaves: its build, FILE's next version, their logs
     leftovers = [tmp_path / name for name in (".w.duckdb.building", ".w.duckdb.building.wal",
-                                              ".w.duckdb.publishing", ".w.duckdb.publishing.wal")]
+                                              ".w.duckdb.publishing", ".w.duckdb.publishing.wal", ".w.duckdb.replaced")]
     for leftover in leftovers:
         leftover.write_bytes(b"left by a killed run")
     assert not published_is_current(warehouse)
@@ -152,6 +152,30 @@ def test_a_run_killed_between_its_two_renames_is_published_by_the_next_writer(pu
     assert [leftover.name for leftover in leftovers if leftover.exists()] == []
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         assert conn.execute("SELECT count(*) FROM meta.runs WHERE run_id = 'ahead'").fetchall() == [(1,)]
+
+
+def test_the_replaced_internal_file_is_removed_after_the_renames_not_in_them(published, tmp_path):
+    """Renamed over, a large internal file's blocks are freed inside the rename (25 ms for 100 MB): the
+    publish keeps a link to it and removes that after both renames, in a thread."""
+    import datetime as dt
+    import threading
+
+    from transforms.ledger.runs import RunSummary
+    from warehouse.build import warehouse_write
+
+    warehouse = tmp_path / "w.duckdb"
+    shutil.copyfile(published, warehouse)
+    shutil.copyfile(internal_path(published), internal_path(warehouse))
+    replaced = os.stat(internal_path(warehouse)).st_ino
+    with warehouse_write(warehouse, RunSummary("again", "(test)", str(warehouse), dt.datetime.now(), None)) as write:
+        assert write.build.exists()
+    for thread in threading.enumerate():
+        if thread.name == "boligdata-free":
+            thread.join()
+    assert os.stat(internal_path(warehouse)).st_ino != replaced
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".w.duckdb.lock", "w.duckdb", "w.internal.duckdb"]
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        assert conn.execute("SELECT count(*) FROM meta.runs WHERE run_id = 'again'").fetchall() == [(1,)]
 
 
 def test_a_file_that_cannot_serve_as_the_starting_point_is_published_anew(published, tmp_path):

@@ -217,3 +217,29 @@ def test_a_column_read_only_for_missing_values_reaches_gx_as_a_stand_in_with_the
         (5, "missing_value", "kategori", None),
         (6, "value_not_in_set", "kategori", "Slagsmål"),
     ]
+
+
+def test_batches_waiting_for_validation_take_their_turns_in_the_runs_order():
+    """The run loads its batches in order, so of the batches waiting for GX the earliest goes first, not
+    the thread that happens to wake first; a batch that finds no one ahead goes at once."""
+    import threading
+    import time
+
+    from transforms.intake.validate import validation_turn
+
+    taken = []
+
+    def validate(order):
+        with validation_turn(order):
+            taken.append(order)
+
+    with validation_turn(order=7):  # the batch validated now
+        threads = [threading.Thread(target=validate, args=(order,)) for order in (3, 1, 2)]
+        for thread in threads:
+            thread.start()
+            time.sleep(0.05)  # waiting in this order
+    for thread in threads:
+        thread.join(timeout=5)
+    assert taken == [1, 2, 3]
+    validate(9)  # nobody waiting: its turn at once
+    assert taken == [1, 2, 3, 9]

@@ -132,9 +132,12 @@ def delivery_batches(deliveries: list[Delivery], max_bytes: int | None = None) -
     return sorted(batches, key=lambda batch: (-size_of_source[batch[0].source], batch[0].source))
 
 
-def validate_deliveries(deliveries: list[Delivery], reference_dir: Path, today: dt.date | None = None) -> list[Delivery]:
+def validate_deliveries(deliveries: list[Delivery], reference_dir: Path, today: dt.date | None = None,
+                        order: int = 0) -> list[Delivery]:
     """Check a batch of ingested deliveries of one source in one suite run and write each delivery's
-    problems (typing and suite, with the delivered value and the row's partition key) beside its rows."""
+    problems (typing and suite, with the delivered value and the row's partition key) beside its rows.
+    ORDER: the batch's place in the run (delivery_batches), in which the process validates the batches
+    waiting for GX."""
     pending = [d for d in deliveries if not d.is_settled]
     if not pending:
         return deliveries
@@ -144,7 +147,7 @@ def validate_deliveries(deliveries: list[Delivery], reference_dir: Path, today: 
     def spilled(part: str) -> pl.LazyFrame:  # deliveries staged together share their files
         return pl.scan_parquet(list(dict.fromkeys(d.spill_path(part) for d in pending)))
 
-    with validation_turn():
+    with validation_turn(order):
         staged = spilled("staged").collect()
         problems, held_back = validate_holding_back(staged, spilled("type_problems").collect(), spilled("raw"), contract,
                                                     load_reference(reference_dir), today)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import heapq
 import json
 import logging
 import os
@@ -92,11 +93,42 @@ def _configurations_built_once() -> Iterator[None]:
         Expectation.configuration = built_each_time
 
 
+class _TurnsInOrder:
+    """A lock whose waiters get it lowest key first, not in the order the threads happen to wake."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._waiting: list[int] = []  # a heap of the keys waiting
+        self._held = False
+
+    @contextlib.contextmanager
+    def turn(self, key: int) -> Iterator[None]:
+        with self._changed:
+            heapq.heappush(self._waiting, key)
+            while self._held or self._waiting[0] != key:
+                self._changed.wait()
+            heapq.heappop(self._waiting)
+            self._held = True
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._held = False
+                self._changed.notify_all()
+
+
+_VALIDATION_TURNS = _TurnsInOrder()
+
+
 @contextlib.contextmanager
-def validation_turn() -> Iterator[None]:
-    """A batch's turn to be validated: one at a time per process, as GX runs one suite at a time anyway.
-    Taken before the batch's rows are read, so that batches waiting for GX do not hold theirs in memory."""
-    with _GX_LOCK:
+def validation_turn(order: int = 0) -> Iterator[None]:
+    """A batch's turn to be validated: one at a time per process, as GX runs one suite at a time anyway,
+    and of the batches waiting, the one with the lowest ORDER first (the run loads batches in order: the
+    batch the writer waits for goes first; in a national first run the two first batches, ingested
+    together, were validated in the wrong order about half the time, and the first load began 0.8 s
+    later). Taken before the batch's rows are read, so that batches waiting for GX do not hold theirs in
+    memory."""
+    with _VALIDATION_TURNS.turn(order), _GX_LOCK:
         yield
 
 
