@@ -214,13 +214,13 @@ def generate(out: Path, scale: str = "national", years: int = 10, bad_share: flo
     return rows
 
 
-def one_new_month(out: Path, scale: str = "national", seed: int = 7) -> Path:
-    """One more month of police reports for every kommune (January of the current year), as one file."""
+def one_new_month(out: Path, scale: str = "national", seed: int = 7, month: int = 1) -> Path:
+    """One more month of police reports for every kommune (MONTH of the current year), as one file."""
     kommuner = sorted(read_reference_table(DEFAULT_REFERENCE_DIR, "kommuner")["kommune_code"].to_list())
     if scale == "small":
         kommuner = kommuner[:6]
-    frame = police_reports(kommuner, dt.date.today().year, 1, SCALES[scale].police_reports_per_kommune_year, 0.0,
-                           np.random.default_rng(seed))
-    path = Path(out) / "landing" / "politi_anmeldelser" / f"landsdaekkende_{dt.date.today().year}-01.csv"
+    frame = police_reports(kommuner, dt.date.today().year, month, SCALES[scale].police_reports_per_kommune_year, 0.0,
+                           np.random.default_rng(seed + month - 1))
+    path = Path(out) / "landing" / "politi_anmeldelser" / f"landsdaekkende_{dt.date.today().year}-{month:02d}.csv"
     frame.write_csv(path, separator=";", line_terminator="\r\n")
     return path

@@ -55,29 +55,37 @@ for source in sorted(p for p in Path(sys.argv[1]).iterdir() if p.is_dir()):
         conn.execute(f"CREATE TABLE {source.name}_xlsx AS SELECT * FROM sheets")
 conn.close()
 """
-# One process, as `boligdata serve` keeps one: a first run warms it (Prefect's server, GX, the modules),
-# then each round puts the warehouse back, lands the new month and times the run that takes it in.
+# One process, as `boligdata serve` keeps one: a first run warms it (Prefect's server, GX, the modules), and
+# it takes in a first month (what a served process keeps from one run to the next, e.g. the staged ids'
+# hashes, is warm too); then each round times a run that finds nothing new and one that takes in the
+# next month, as a served worker meets consecutive months.
 WARM_INCREMENT = """
 import json, shutil, sys, time
 from pathlib import Path
 from flows.pipeline import run_pipeline
 from flows.prefect_settings import flow_run_settings
 from transforms.intake.validate import warm_up
-landing, warehouse, reference, saved, month, repeat = sys.argv[1:7]
+landing, warehouse, reference, *months = sys.argv[1:]
 kwargs = dict(landing=landing, warehouse=warehouse, reference_dir=reference)
+
+def timed_run(expected):
+    started = time.perf_counter(); summary = run_pipeline(**kwargs); seconds = round(time.perf_counter() - started, 2)
+    assert summary.status_counts == expected, summary.status_counts
+    return seconds
+
+def take_in(month):
+    shutil.copyfile(month, Path(landing) / "politi_anmeldelser" / Path(month).name)
+    return timed_run({"loaded": 1})
+
 warm_up()
 settings = flow_run_settings()  # as the warm worker runs each flow run (kept: the context ends with the object)
 settings.__enter__()
 run_pipeline(**kwargs)
+take_in(months[0])
 nothing_new, one_month = [], []
-for _ in range(int(repeat)):
-    started = time.perf_counter(); run_pipeline(**kwargs); nothing_new.append(round(time.perf_counter() - started, 2))
-    shutil.copyfile(month, Path(landing) / "politi_anmeldelser" / Path(month).name)
-    started = time.perf_counter(); summary = run_pipeline(**kwargs); one_month.append(round(time.perf_counter() - started, 2))
-    assert summary.status_counts == {"loaded": 1}, summary.status_counts
-    (Path(landing) / "politi_anmeldelser" / Path(month).name).unlink()
-    for name in ("boligdata.duckdb", "boligdata.internal.duckdb"):
-        shutil.copyfile(Path(saved) / name, Path(warehouse).with_name(name))
+for month in months[1:]:
+    nothing_new.append(timed_run({}))
+    one_month.append(take_in(month))
 print(json.dumps({"d_warm": nothing_new, "e_warm": one_month}))
 """
 # as our runs run: without Prefect's heartbeat thread, which ends a run on its next one-second wake-up
@@ -150,11 +158,16 @@ def main() -> None:
         for name in ("boligdata.duckdb", "boligdata.internal.duckdb"):
             shutil.copyfile(saved / name, warehouse.with_name(name))
 
-    generated = one_new_month(data, args.scale)
-    month = generated.rename(data / generated.name)  # landed by each step itself
+    # January for the cold step (e) and the warm process's first month, the next months for its rounds;
+    # each is landed by the step that takes it in
+    months = [one_new_month(data, args.scale, month=number) for number in range(1, args.repeat + 2)]
+    months = [generated.rename(data / generated.name) for generated in months]
+    month = months[0]
     warm = measure("(e_warm, d_warm) one new month, and nothing new, in a warm process",
-                   [sys.executable, "-c", WARM_INCREMENT, str(landing), str(warehouse), str(data / "reference"), str(saved),
-                    str(month), str(args.repeat)], {**env, "PREFECT_LOGGING_LEVEL": "CRITICAL"})
+                   [sys.executable, "-c", WARM_INCREMENT, str(landing), str(warehouse), str(data / "reference"),
+                    *map(str, months)], {**env, "PREFECT_LOGGING_LEVEL": "CRITICAL"})
+    for taken_in in months:
+        (landing / "politi_anmeldelser" / taken_in.name).unlink(missing_ok=True)
     rounds = json.loads(next(line for line in reversed(warm["tail"]) if line.startswith('{"d_warm"')))
     for key in ("d_warm", "e_warm"):
         steps[f"{key}_served"] = {"seconds": statistics.median(rounds[key]), "runs": rounds[key],

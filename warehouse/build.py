@@ -23,6 +23,7 @@ from pathlib import Path
 import duckdb
 
 from transforms.ledger.runs import RunSummary, record_run
+from warehouse import staged_ids
 from warehouse.files import PUBLISHED_SCHEMAS, internal_file, internal_path
 from warehouse.load import ensure_schema
 from warehouse.materialize import all_models, of_years
@@ -301,6 +302,7 @@ class WarehouseWrite:
         self._database: duckdb.DuckDBPyConnection | None = None
 
     def _make_build(self) -> None:
+        staged_ids.building(self.build_file, internal_file(self.warehouse))
         if internal_file(self.warehouse).exists():
             shutil.copyfile(internal_file(self.warehouse), self.build_file)
             with open(self.build_file, "rb") as handle:  # the copy on disk now, beside the intake, not at the publish
@@ -374,6 +376,7 @@ class WarehouseWrite:
             replaced.unlink(missing_ok=True)
             os.link(internal, replaced)
         os.replace(self.build_file, internal)
+        staged_ids.published(self.build_file, internal)
         os.replace(publishing, self.warehouse)
         if replaced.exists():
             threading.Thread(target=replaced.unlink, kwargs={"missing_ok": True}, name="boligdata-free",
@@ -402,4 +405,5 @@ def warehouse_write(warehouse: Path, run: RunSummary) -> Iterator[WarehouseWrite
                 write.wait_for_building()
             with contextlib.suppress(duckdb.Error):  # the error that got here is the one to report
                 write.close()
+            staged_ids.finished(write.build_file)
             _remove_build(write.build_file)

@@ -10,11 +10,13 @@ from functools import cache
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import polars as pl
 
 from transforms.ledger import records
 from transforms.ledger.deliveries import Delivery
 from transforms.sources import Contract, all_contracts, contract_for
+from warehouse import staged_ids
 from warehouse.transaction import transaction
 
 SCHEMA_SQL = Path(__file__).resolve().parent / "schema.sql"
@@ -104,21 +106,28 @@ def _spilled(deliveries: list[Delivery], source: str, part: str) -> str | None:
     return f"read_parquet([{', '.join(paths)}])" if paths else None
 
 
-def _note_possible_duplicates(conn: duckdb.DuckDBPyConnection, deliveries: list[Delivery]) -> None:
+def _note_possible_duplicates(conn: duckdb.DuckDBPyConnection, deliveries: list[Delivery], build: Path) -> None:
     """possible_duplicates: the ids (of sources unique across deliveries) that these deliveries share
     with staging or with each other (found by validation: the spilled shared_ids); a superset of the
-    duplicates, found with one scan of staging, so that a delivery with none of them skips its exact
-    check. The scan looks staging's ids up among the incoming ones, not the reverse: a hash table of a
-    batch's ids, not of every staged one (0.475 -> 0.368 s for a batch of 1.3M ids against 5M staged)."""
+    duplicates, so that a delivery with none of them skips its exact check. Staging is asked only for
+    the incoming ids whose hash the staged ids may share (warehouse/staged_ids.py): usually none, and
+    no scan of every staged id."""
     conn.execute("CREATE OR REPLACE TEMP TABLE possible_duplicates (source VARCHAR, id VARCHAR)")
     for source, contract in all_contracts().items():
         incoming, column = _spilled(deliveries, source, "staged"), contract.unique_across_deliveries
         if not column or not incoming:
             continue
-        conn.execute(f"""
-            INSERT INTO possible_duplicates
-            SELECT {_quote(source)}, {column} FROM {contract.staging_table} WHERE {column} IN (SELECT {column} FROM {incoming})
-            UNION SELECT {_quote(source)}, id FROM {_spilled(deliveries, source, "shared_ids")}""")
+        hashes = conn.execute(f"SELECT DISTINCT hash({column}) AS h FROM {incoming} WHERE {column} IS NOT NULL").fetchnumpy()["h"]
+        maybe = staged_ids.possibly_staged(conn, build, source, contract.staging_table, column,
+                                           np.asarray(hashes, dtype=np.uint64))
+        if len(maybe):
+            conn.register("maybe_staged", pl.DataFrame({"h": maybe}))
+            conn.execute(f"""
+                INSERT INTO possible_duplicates
+                SELECT {_quote(source)}, {column} FROM {contract.staging_table}
+                WHERE {column} IN (SELECT {column} FROM {incoming} WHERE hash({column}) IN (SELECT h FROM maybe_staged))""")
+            conn.unregister("maybe_staged")
+        conn.execute(f"INSERT INTO possible_duplicates SELECT {_quote(source)}, id FROM {_spilled(deliveries, source, 'shared_ids')}")
 
 
 def _sources_applied_set_wise(conn: duckdb.DuckDBPyConnection, deliveries: list[Delivery]) -> set[str]:
@@ -227,7 +236,7 @@ def record_deliveries(warehouse: Path, deliveries: list[Delivery], run_id: str |
         # by key or aggregated, and raw rows looked up by key
         conn.execute("SET SESSION preserve_insertion_order = false")
         with transaction(conn):
-            _note_possible_duplicates(conn, deliveries)
+            _note_possible_duplicates(conn, deliveries, warehouse)
             set_wise = _sources_applied_set_wise(conn, deliveries)
             quarantined = {}
             for source in set_wise:

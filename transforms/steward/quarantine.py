@@ -20,6 +20,7 @@ from transforms.ledger import records
 from transforms.reference import add_alias, load_reference
 from transforms.sources import contract_for
 from transforms.sources.suite import DUPLICATE_RULE, key_rule, suite_for
+from warehouse import staged_ids
 from warehouse.files import internal_file
 from warehouse.load import rows_for_loading
 from warehouse.transaction import transaction
@@ -257,6 +258,7 @@ def retry_quarantined(build: Path, reference_dir: Path, today: dt.date | None = 
     reference = load_reference(reference_dir)
     who = who or steward_user()
     outcomes = []
+    staged_ids.forget(build)  # released rows add ids to staging that no load counted
     with duckdb.connect(str(build)) as conn:
         for delivery_id, (source, file_name, archive, lines) in _open_lines(conn).items():
             contract = contract_for(source)
