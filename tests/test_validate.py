@@ -197,25 +197,33 @@ def test_the_i_alt_row_must_equal_the_sum_of_the_laws_and_alone_carries_persons(
     ]
 
 
-def test_a_column_read_only_for_missing_values_reaches_gx_as_a_stand_in_with_the_same_findings(tmp_path, monkeypatch):
-    """GX filters the whole frame once per metric; a column only null checks read (the police reports'
-    ids) goes to it as a small number where a value is, so its text is not copied each time. The
-    findings are those of the delivered text; a column any other rule reads goes as it is."""
+def test_gx_gets_each_column_in_its_cheapest_form_and_finds_what_it_finds_in_the_text(tmp_path, monkeypatch):
+    """GX filters the whole frame once per metric: a column only null checks read (the police reports'
+    ids) goes to it as a small number where a value is, a text column only null and set checks read as
+    a Categorical. The findings are those of the delivered text; a column any other rule reads (a row
+    condition included) goes as it is."""
     from transforms.intake import validate
 
-    contract = contract_for("politi_anmeldelser")
-    assert validate._read_for_missing_values_only(load_suite(suite_path(contract))) == {"anmeldelses_id"}
-    assert validate._read_for_missing_values_only(load_suite(suite_path(contract_for("politi_sigtelser")))) == {"omraade"}
+    missing, membership = validate.MISSING_VALUE_CHECKS, (*validate.MISSING_VALUE_CHECKS, "expect_column_values_to_be_in_set")
+    police, noegletal = (load_suite(suite_path(contract_for(source))) for source in ("politi_anmeldelser", "kommune_noegletal"))
+    assert validate._read_only_by(police, missing) == {"anmeldelses_id"}
+    assert validate._read_only_by(police, membership) == {"anmeldelses_id", "kommunekode", "omraade_key", "scope_level",
+                                                          "kategori"}
+    assert "indikator" not in validate._read_only_by(noegletal, membership)  # a row condition reads it
     header = "Anmeldelses-ID;Anmeldt dato;Kommunekode;Område;Kategori"
     lines = ["A-1;2016-03-01;330;Sydbyen;Vold", ";2016-03-02;330;Sydbyen;Vold", "A-3;;330;Sydbyen;Vold",
-             "A-4;2016-03-04;330;Sydbyen;", "A-5;2016-03-05;330;Sydbyen;Slagsmål"]
-    with_stand_in = problems_of(tmp_path, "politi_anmeldelser", header, lines)
-    monkeypatch.setattr(validate, "_read_for_missing_values_only", lambda suite: set())
-    assert with_stand_in == problems_of(tmp_path, "politi_anmeldelser", header, lines) == [
+             "A-4;2016-03-04;330;Sydbyen;", "A-5;2016-03-05;330;Sydbyen;Slagsmål", "A-6;2016-03-06;330;Nordbyen;Vold"]
+    cheapest = problems_of(tmp_path, "politi_anmeldelser", header, lines)
+    monkeypatch.setattr(validate, "_as_gx_reads_it", lambda rows, suite: [  # every column as staged, dates as numbers
+        validate._as_yyyymmdd(pl.col(c)) if rows.schema[c] == pl.Date else pl.col(c)
+        for c in rows.columns if c in validate._suite_columns(suite)])
+    assert problems_of(tmp_path, "politi_anmeldelser", header, lines) == cheapest
+    assert cheapest == [
         (3, "missing_value", "anmeldelses_id", None),
         (4, "missing_value", "anmeldt_dato", None),
         (5, "missing_value", "kategori", None),
         (6, "value_not_in_set", "kategori", "Slagsmål"),
+        (7, "unknown_area", "omraade", "Nordbyen"),
     ]
 
 

@@ -217,18 +217,44 @@ def _suite_columns(suite) -> set[str]:
     return {name for expectation in suite.expectations for name in _column_names(expectation.configuration.kwargs)}
 
 
-def _read_for_missing_values_only(suite) -> set[str]:
-    """The columns the suite reads only to see whether a value is missing (the column of a null check,
-    named nowhere else): GX gets a stand-in for each, missing where the value is, a number elsewhere.
-    GX filters the whole frame once per metric it computes, so the long text of such a column (the
-    police reports' ids) was copied about 26 times per suite run for nothing but its missing values."""
-    null_checked, read_otherwise = set(), set()
+def _read_only_by(suite, expectation_types: tuple[str, ...]) -> set[str]:
+    """The columns that only expectations of these types read, each as its `column` (named nowhere else,
+    row conditions included)."""
+    only, read_otherwise = set(), set()
     for expectation in suite.expectations:
         kwargs = dict(expectation.configuration.kwargs)
-        if expectation.configuration.type in MISSING_VALUE_CHECKS:
-            null_checked.add(kwargs.pop("column"))
+        if expectation.configuration.type in expectation_types:
+            only.add(kwargs.pop("column"))
         read_otherwise.update(_column_names(kwargs))
-    return null_checked - read_otherwise
+    return only - read_otherwise
+
+
+def _as_gx_reads_it(staged_rows: pl.DataFrame, suite) -> list[pl.Expr]:
+    """The columns the suite reads, each in the form that costs GX least for what the suite asks of it.
+    GX filters the whole frame once per metric it computes (about 26 times per suite run), copying
+    every column each time; Arrow-backed text is the dearest to copy (0.19 of 0.45 s per 918,000 police
+    rows). So:
+    - a column only null checks read (the police reports' ids) goes as a stand-in, missing where the
+      value is, a small number elsewhere;
+    - a text column only null and set checks read (codes, names, levels) goes as a pandas Categorical,
+      which GX's filters copy as integer codes (0.39 -> 0.30 CPU-s per 918,000 police rows);
+    - dates go as yyyymmdd integers (_as_yyyymmdd)."""
+    read_by_suite = _suite_columns(suite)
+    missing_only = _read_only_by(suite, MISSING_VALUE_CHECKS)
+    membership_only = _read_only_by(suite, (*MISSING_VALUE_CHECKS, "expect_column_values_to_be_in_set"))
+    columns = []
+    for column, dtype in staged_rows.schema.items():
+        if column not in read_by_suite:
+            continue
+        if column in missing_only:
+            columns.append(pl.when(pl.col(column).is_not_null()).then(pl.lit(0, dtype=pl.Int8)).alias(column))
+        elif column in membership_only and dtype == pl.Utf8:
+            columns.append(pl.col(column).cast(pl.Categorical))
+        elif dtype == pl.Date:
+            columns.append(_as_yyyymmdd(pl.col(column)))
+        else:
+            columns.append(pl.col(column))
+    return columns
 
 
 def _repeated(rows: pl.DataFrame, columns: tuple[str, ...]) -> pl.DataFrame:
@@ -278,12 +304,7 @@ def _suite_outcomes(staged_rows: pl.DataFrame, contract: Contract, reference: Re
     with _GX_LOCK:  # also around the suite: GX fills its expectation registry on first import, not thread-safely
         suite = load_suite(suite_path(contract))
         # a column the suite names but the rows lack stays missing, so GX reports the broken suite
-        read_by_suite, missing_only = _suite_columns(suite), _read_for_missing_values_only(suite)
-        checked = [column for column in staged_rows.columns if column in read_by_suite]
-        frame = staged_rows.select(
-            pl.when(pl.col(column).is_not_null()).then(pl.lit(0, dtype=pl.Int8)).alias(column) if column in missing_only
-            else _as_yyyymmdd(pl.col(column)) if staged_rows.schema[column] == pl.Date
-            else pl.col(column) for column in checked).to_pandas()
+        frame = staged_rows.select(_as_gx_reads_it(staged_rows, suite)).to_pandas()
         batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
         with _configurations_built_once():
             return batch.validate(
