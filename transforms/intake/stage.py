@@ -176,6 +176,8 @@ def stage_batch(raw: pl.DataFrame, contract: Contract, reference: Reference,
     for column in contract.columns:  # a delivery's reason names its first such column
         n = column.name
         nothing_fits = counts.filter((pl.col(n) == pl.col(f"present {n}")) & (pl.col(n) > 0))["delivery_id"]
+        if nothing_fits.is_empty():
+            continue
         first_values = (raw.filter(unfit[n] & pl.col("delivery_id").is_in(nothing_fits.implode()))
                         .group_by("delivery_id", maintain_order=True).agg(pl.col(n).first()))
         for delivery_id, value in first_values.iter_rows():
