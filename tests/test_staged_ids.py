@@ -19,7 +19,8 @@ HEADER = "Anmeldelses-ID;Anmeldt dato;Kommunekode;Område;Kategori"
 
 def _hashes(*ids: str) -> np.ndarray:
     with duckdb.connect() as conn:
-        return np.array([conn.execute("SELECT hash(?)", [i]).fetchall()[0][0] for i in ids], dtype=np.uint64)
+        return np.array([conn.execute(f"SELECT {staged_ids.id_hash('?')}", [i]).fetchall()[0][0] for i in ids],
+                        dtype=np.uint64)
 
 
 def _staged_among(conn, build, *ids: str) -> set[str]:

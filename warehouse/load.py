@@ -117,7 +117,8 @@ def _note_possible_duplicates(conn: duckdb.DuckDBPyConnection, deliveries: list[
         incoming, column = _spilled(deliveries, source, "staged"), contract.unique_across_deliveries
         if not column or not incoming:
             continue
-        hashes = conn.execute(f"SELECT DISTINCT hash({column}) AS h FROM {incoming} WHERE {column} IS NOT NULL").fetchnumpy()["h"]
+        hashes = conn.execute(f"SELECT DISTINCT {staged_ids.id_hash(column)} AS h FROM {incoming} "
+                              f"WHERE {column} IS NOT NULL").fetchnumpy()["h"]
         maybe = staged_ids.possibly_staged(conn, build, source, contract.staging_table, column,
                                            np.asarray(hashes, dtype=np.uint64))
         if len(maybe):
@@ -125,7 +126,8 @@ def _note_possible_duplicates(conn: duckdb.DuckDBPyConnection, deliveries: list[
             conn.execute(f"""
                 INSERT INTO possible_duplicates
                 SELECT {_quote(source)}, {column} FROM {contract.staging_table}
-                WHERE {column} IN (SELECT {column} FROM {incoming} WHERE hash({column}) IN (SELECT h FROM maybe_staged))""")
+                WHERE {column} IN (SELECT {column} FROM {incoming}
+                                   WHERE {staged_ids.id_hash(column)} IN (SELECT h FROM maybe_staged))""")
             conn.unregister("maybe_staged")
         conn.execute(f"INSERT INTO possible_duplicates SELECT {_quote(source)}, id FROM {_spilled(deliveries, source, 'shared_ids')}")
 

@@ -87,22 +87,25 @@ def forget(build: Path) -> None:
             _BUILDS[Path(build)] = _Entry()
 
 
+def id_hash(column: str) -> str:
+    """SQL: the hash of an id as this module keeps it, of its text, whatever type a spill or a table gives it."""
+    return f"hash({column}::VARCHAR)"
+
+
 def possibly_staged(conn: duckdb.DuckDBPyConnection, build: Path, source: str, table: str, column: str,
                     incoming: np.ndarray) -> np.ndarray:
-    """Of the INCOMING hashes (uint64), those that the ids of TABLE (staging of SOURCE, id COLUMN) may
+    """Of the INCOMING hashes (uint64, `id_hash`), those that the ids of TABLE (staging of SOURCE, id COLUMN) may
     hold, a superset; then every incoming hash counts as staged, for the next load of the same write."""
     incoming = np.sort(incoming)  # keys in order: each search starts where the last ended (23 -> 3.5 ms for 42,000 in 5M)
     with _LOCK:
         entry = _BUILDS.get(Path(build))
         chunks = entry.hashes.get(source) if entry is not None else None
         if chunks is None:
-            staged = conn.execute(f"SELECT hash({column}) AS h FROM {table} WHERE {column} IS NOT NULL").fetchnumpy()["h"]
+            staged = conn.execute(f"SELECT {id_hash(column)} AS h FROM {table} WHERE {column} IS NOT NULL").fetchnumpy()["h"]
             chunks = [np.sort(np.asarray(staged, dtype=np.uint64))]
         found = np.zeros(len(incoming), dtype=bool)
-        for chunk in chunks:
-            at = np.searchsorted(chunk, incoming).clip(max=len(chunk) - 1) if len(chunk) else None
-            if at is not None:
-                found |= chunk[at] == incoming
+        for chunk in (chunk for chunk in chunks if len(chunk)):
+            found |= chunk[np.searchsorted(chunk, incoming).clip(max=len(chunk) - 1)] == incoming
         if entry is not None:
             chunks = [*chunks, incoming]
             entry.hashes[source] = [np.sort(np.concatenate(chunks))] if len(chunks) > MAX_CHUNKS else chunks
