@@ -38,23 +38,24 @@ class TextRows:
     warnings: tuple[str, ...] = ()  # what was delivered but not read (columns the contract does not know)
 
 
-def _decoded(data: bytes) -> tuple[str, str]:
-    """(encoding, text) of a delivered file's bytes (detect_encoding), decoded once."""
+def _decoded(data: bytes, keep_text: bool = True) -> tuple[str, str | None]:
+    """(encoding, text) of a delivered file's bytes: the decision of detect_encoding and, if KEEP_TEXT,
+    the text, decoded once (a UTF-8 file is decoded to know that it is one)."""
     if data.startswith(UTF8_BOM):
-        return "utf-8-sig", data.decode("utf-8-sig")
+        return "utf-8-sig", data.decode("utf-8-sig") if keep_text else None
     try:
         return "utf-8", data.decode("utf-8")
     except UnicodeDecodeError:
         pass
     # a byte search each, not a Python loop over the file
     encoding = "iso-8859-1" if any(byte in data for byte in CP1252_UNDEFINED) else "cp1252"
-    return encoding, data.decode(encoding)
+    return encoding, data.decode(encoding) if keep_text else None
 
 
 def detect_encoding(data: bytes) -> str:
     """Decide from the bytes, never from the file name: UTF-8 if they decode as UTF-8, else the
     Windows code page Danish senders use, unless bytes only ISO-8859-1 defines occur."""
-    return _decoded(data)[0]
+    return _decoded(data, keep_text=False)[0]
 
 
 def _parse_csv(data: bytes) -> tuple[pl.DataFrame, str]:
