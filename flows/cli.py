@@ -59,6 +59,9 @@ def _quiet_prefect(verbose: bool) -> None:
     """Our own lines only, unless -v; must run before Prefect is imported."""
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
+        # and loggers outside "prefect" (Prefect's own services log under their class names: EventsWorker's
+        # "Still processing items" when a run ends before its events are sent)
+        os.environ.setdefault("PREFECT_LOGGING_ROOT_LEVEL", "CRITICAL")
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")  # a local cluster's start-up lines
 
 
@@ -203,9 +206,10 @@ def _run_flow(args: argparse.Namespace) -> int:
                 archive_dir=str(args.archive) if args.archive else None,
             )
     except Exception as error:  # the run could not complete; the warehouse is as the last run left it
-        if not interrupted:
-            return _fail(_failure_line(error, args.verbose), 1)
-        return _interrupted(error)
+        if interrupted:
+            return _interrupted(error)
+        line = _failure_line(error, args.verbose)
+        return _fail(line, 1) if args.verbose else _last_line(line, 1)  # -v: the details, and all that follows
     except KeyboardInterrupt as interrupt:  # Ctrl-C (the supervisor passes it on)
         return _interrupted(interrupt)
     print(summary.render())
@@ -215,9 +219,14 @@ def _run_flow(args: argparse.Namespace) -> int:
 
 def _interrupted(error: BaseException) -> int:
     _release_frames(error)
-    code = _fail("run interrupted, warehouse unchanged", 130)
-    # Task threads still finishing may hold DuckDB handles, which DuckDB's bindings list at exit
-    # ("nanobind: leaked ..."): the line above is the last thing to say.
+    return _last_line("run interrupted, warehouse unchanged", 130)
+
+
+def _last_line(message: str, code: int) -> int:
+    """A run's one line, and nothing after it on stderr: what the process's end prints is no news to the
+    operator (task threads still finishing may hold DuckDB handles, which DuckDB's bindings list at exit,
+    "nanobind: leaked ..."; Prefect's services may still be sending)."""
+    code = _fail(message, code)
     sys.stderr.flush()
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
     return code

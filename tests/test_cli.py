@@ -86,3 +86,17 @@ def test_a_supervised_run_ends_after_the_exit_handlers_without_pythons_teardown(
     assert gone.wait(60) == 3
     assert gone.stderr.read() == b""
     gone.stderr.close()
+
+
+def test_a_run_without_v_hears_nothing_from_prefects_services():
+    """Prefect's services log under their class names, outside the "prefect" logger: EventsWorker said
+    "Still processing items: 7 items remaining..." after a failed run's one line, when the run ended
+    before its events were sent (CI, 2026-11-26). Without -v that reaches no terminal; with -v it does."""
+    script = ("import logging, sys\nfrom flows.cli import _quiet_prefect\n_quiet_prefect(verbose=sys.argv[1] == '-v')\n"
+              "from prefect.logging.configuration import setup_logging\nsetup_logging()  # as a flow run does\n"
+              "logging.getLogger('EventsWorker').warning('Still processing items: 7 items remaining...')\n")
+    unset = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_LOGGING_")}
+    quiet, verbose = (subprocess.run([sys.executable, "-c", script, flag], cwd=REPO, env=unset, capture_output=True,
+                                     text=True, timeout=120) for flag in ("", "-v"))
+    assert (quiet.returncode, quiet.stderr) == (0, "")
+    assert verbose.returncode == 0 and "WARNING | EventsWorker - Still processing items" in verbose.stderr

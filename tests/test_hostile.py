@@ -394,7 +394,9 @@ def test_a_full_disk_fails_the_run_with_one_line_and_leaves_the_published_file_a
     run = subprocess.run([*command, "run", "--landing", str(landing), "--warehouse", str(warehouse)],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 1
-    (line,) = run.stderr.strip().splitlines()  # one line, no traceback
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr  # one line, no traceback
+    (line,) = lines
     assert line.startswith("boligdata: run failed, warehouse unchanged: the disk is full (No space left on device); "
                            "free space or fix the folder, then run again: ")
     assert line.endswith("; nothing of this run was published (-v shows details)")
