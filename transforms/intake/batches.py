@@ -49,6 +49,13 @@ STAGE_CHUNK_ROWS = 100_000
 SPILL_COMPRESSION = "lz4"
 
 
+def _spill(frame: pl.DataFrame, path: Path) -> None:
+    """One spilled part. Without column statistics: every reader scans a part whole (no filter of ours
+    can skip a row group), and the string columns' min/max cost 15 % of the write (0.06 CPU-s per
+    police batch)."""
+    frame.write_parquet(path, compression=SPILL_COMPRESSION, statistics=False)
+
+
 def _keyed(frame: pl.DataFrame, delivery_id: int) -> pl.DataFrame:
     return frame.select(pl.lit(delivery_id, dtype=pl.Int32).alias("delivery_id"), pl.all())
 
@@ -73,7 +80,7 @@ def _stage_and_spill(read: list[tuple[Delivery, TextRows]], contract: Contract, 
             frames = {part: frame.filter(pl.col("delivery_id").is_in(kept)) for part, frame in frames.items()}
         spill_dir.mkdir(parents=True, exist_ok=True)
         for part, frame in frames.items():
-            frame.write_parquet(spill_dir / f"{kept[0]}.{part}.parquet", compression=SPILL_COMPRESSION)
+            _spill(frame, spill_dir / f"{kept[0]}.{part}.parquet")
         spilled |= dict.fromkeys(kept, spill_dir / str(kept[0]))
     return [delivery.rejected(rejected[delivery.delivery_id]) if delivery.delivery_id in rejected
             else replace(delivery, spilled=spilled[delivery.delivery_id]) for delivery, _ in read]
@@ -164,5 +171,5 @@ def validate_deliveries(deliveries: list[Delivery], reference_dir: Path, today: 
     for together in staged_together.values():
         of_these = pl.col("delivery_id").is_in([delivery.delivery_id for delivery in together])
         for part, frame in (("problems", problems), ("held_back", held_back), ("shared_ids", shared_ids)):
-            frame.filter(of_these).write_parquet(together[0].spill_path(part), compression=SPILL_COMPRESSION)
+            _spill(frame.filter(of_these), together[0].spill_path(part))
     return deliveries
