@@ -1,10 +1,12 @@
 """The data steward's workflow: see what failed, fix it three ways, nothing lost meanwhile."""
 
+import html
 import shutil
 import time
 from html.parser import HTMLParser
 from pathlib import Path
 
+import polars as pl
 import pytest
 from conftest import (
     NOEGLETAL_HEADER,
@@ -19,6 +21,7 @@ from conftest import (
 
 from flows.cli import main
 from transforms.reference import DEFAULT_REFERENCE_DIR
+from transforms.steward import report
 from transforms.steward.quarantine import read_quarantine, retry_quarantined, waive
 from transforms.steward.report import read_run, render_html, render_markdown
 
@@ -222,3 +225,25 @@ def test_retry_judges_a_held_back_row_with_the_rest_of_its_delivery(paths, tmp_p
     (outcome,) = retry_quarantined(warehouse, reference)
     assert (outcome.released_rows, outcome.still_open_rows) == (1, 0)
     assert query(warehouse, "SELECT count(*) FROM staging.politi_sigtelser WHERE scope_id = 'motalavej'") == [(4,)]
+
+
+def test_the_report_escapes_what_files_hold_and_shows_at_most_its_rows_per_delivery(tmp_path):
+    hostile = "<b>\"x\" & 'y'</b>"
+    deliveries = pl.DataFrame({"delivery_id": [7], "source": ["politi_tryghed"], "file_name": ["a&b.csv"],
+                               "status": ["loaded_with_quarantine"], "reason": [None], "rows_read": [503],
+                               "rows_loaded": [0], "rows_quarantined": [503], "warnings": [None]},
+                              schema_overrides={"reason": pl.Utf8, "warnings": pl.Utf8})
+    lines = range(1, report.ROWS_PER_DELIVERY + 4)
+    problems = pl.DataFrame({"delivery_id": 7, "source": "politi_tryghed", "file_name": "a&b.csv",
+                             "line_number": list(lines), "column_name": "omraade",
+                             "value": [hostile if n == 1 else None for n in lines], "rule": "unknown_area",
+                             "rule_description": "Område must be known", "status": "open"})
+    page = render_html(report.RunOutcome(tmp_path / "w.duckdb", "r1", deliveries, problems, 503))
+    assert f"<td>{html.escape(hostile)}</td>" in page and hostile not in page
+    assert "<td>politi_tryghed/a&amp;b.csv</td>" in page and "<h3>politi_tryghed/a&amp;b.csv (delivery 7)</h3>" in page
+    assert "<tr><td class=num>7</td><td>politi_tryghed/a&amp;b.csv</td><td>loaded_with_quarantine</td>" \
+           "<td class=num>503</td><td class=num>0</td><td class=num>503</td></tr>" in page
+    assert "<tr><td class=num>2</td><td>omraade</td><td></td><td>unknown_area</td>" in page  # a missing value: empty
+    assert f"<td class=num>{report.ROWS_PER_DELIVERY}</td>" in page
+    assert f"<td class=num>{report.ROWS_PER_DELIVERY + 1}</td>" not in page
+    assert "... and 3 more: <code>boligdata quarantine list --delivery 7</code>" in page

@@ -18,6 +18,7 @@ from transforms.steward.quarantine import select_quarantine
 from warehouse.files import internal_file
 
 ROWS_PER_DELIVERY = 500  # the rest is one `boligdata quarantine list --delivery N` away
+_FILE = pl.concat_str("source", pl.lit("/"), "file_name").alias("file")  # a delivery's file, as its ledger row names it
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #1a1a1a; }
@@ -53,14 +54,31 @@ def read_run(warehouse: Path, run_id: str) -> RunOutcome:
     return RunOutcome(warehouse, run_id, deliveries, problems, open_problems)
 
 
-def _table(headers: list[str], rows: list[list], numeric: set[int] = frozenset()) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(f'<td{" class=num" if i in numeric else ""}>{html.escape("" if v is None else str(v))}</td>'
-                         for i, v in enumerate(row)) + "</tr>"
-        for row in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
+# html.escape's replacements, "&" first
+_ESCAPES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("'", "&#x27;"))
+
+
+def _escaped(column: str) -> pl.Expr:
+    """html.escape of a column's values as text (a missing value as nothing), for the whole column at once."""
+    text = pl.col(column).cast(pl.Utf8).fill_null("")
+    for character, entity in _ESCAPES:
+        text = text.str.replace_all(character, entity, literal=True)
+    return text
+
+
+def _row_html(columns: list[str], numeric: set[int] = frozenset()) -> pl.Expr:
+    """Each row's <tr> of COLUMNS, built column by column in polars (escaped cell by cell in Python, a
+    national first run's 25,000 quarantined rows took 0.12 s of the run's last steps)."""
+    cells = [pl.concat_str(pl.lit("<td class=num>" if i in numeric else "<td>"), _escaped(column), pl.lit("</td>"))
+             for i, column in enumerate(columns)]
+    return pl.concat_str(pl.lit("<tr>"), *cells, pl.lit("</tr>"))
+
+
+def _table(headers: list[str], rows: pl.DataFrame | str, numeric: set[int] = frozenset()) -> str:
+    """An HTML table under HEADERS of ROWS: a frame (one column per header, in order) or its rows' HTML."""
+    if isinstance(rows, pl.DataFrame):
+        rows = rows.select(_row_html(rows.columns, numeric).str.join("")).item() if rows.height else ""
+    return "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in headers) + f"</tr>{rows}</table>"
 
 
 def render_html(run: RunOutcome, generated_at: dt.datetime | None = None) -> str:
@@ -74,35 +92,33 @@ def render_html(run: RunOutcome, generated_at: dt.datetime | None = None) -> str
         f"Open quarantined row problems in the whole warehouse: {run.open_problems}.</p>",
         "<h2>Files taken in</h2>",
         _table(["delivery", "file", "status", "rows read", "loaded", "quarantined"],
-               [[d["delivery_id"], f"{d['source']}/{d['file_name']}", d["status"], d["rows_read"], d["rows_loaded"],
-                 d["rows_quarantined"]] for d in deliveries.iter_rows(named=True)], numeric={0, 3, 4, 5})
+               deliveries.select("delivery_id", _FILE, "status", "rows_read", "rows_loaded", "rows_quarantined"),
+               numeric={0, 3, 4, 5})
         if deliveries.height else "<p>No new files.</p>",
     ]
     rejected = deliveries.filter(pl.col("status") == "rejected")
     parts.append("<h2>Rejected files</h2>")
     parts.append(
-        _table(["delivery", "file", "reason"], [[d["delivery_id"], f"{d['source']}/{d['file_name']}", d["reason"]]
-                                                for d in rejected.iter_rows(named=True)])
+        _table(["delivery", "file", "reason"], rejected.select("delivery_id", _FILE, "reason"))
         + "<p>Nothing of these files was loaded; the files are kept in the archive. Deliver a corrected file.</p>"
         if rejected.height else "<p>None.</p>")
     warned = deliveries.filter(pl.col("warnings").is_not_null())
     if warned.height:
         parts.append("<h2>Warnings</h2>")
-        parts.append(_table(["delivery", "file", "warning"], [[d["delivery_id"], f"{d['source']}/{d['file_name']}", d["warnings"]]
-                                                             for d in warned.iter_rows(named=True)])
+        parts.append(_table(["delivery", "file", "warning"], warned.select("delivery_id", _FILE, "warnings"))
                      + "<p>What these files held beyond their contract was not loaded. If it belongs in the warehouse, "
                        "the source's declaration needs the column (<code>transforms/sources/</code>).</p>")
     parts.append("<h2>Quarantined rows</h2>")
     if problems.is_empty():
         parts.append("<p>None: every row of the files taken in passed its checks.</p>")
-    for (delivery_id, source, file_name), rows in problems.group_by(["delivery_id", "source", "file_name"], maintain_order=True):
-        shown = rows.head(ROWS_PER_DELIVERY)
+    shown = (problems.group_by("delivery_id", "source", "file_name", maintain_order=True)
+             .agg(_row_html(["line_number", "column_name", "value", "rule", "rule_description", "status"], numeric={0})
+                  .head(ROWS_PER_DELIVERY).str.join(""), pl.len().alias("rows")))
+    for delivery_id, source, file_name, rows_html, rows in shown.iter_rows():
         parts.append(f"<h3>{html.escape(source)}/{html.escape(file_name)} (delivery {delivery_id})</h3>")
-        parts.append(_table(["line", "column", "value as delivered", "rule", "what the rule says", "status"],
-                            [[r["line_number"], r["column_name"], r["value"], r["rule"], r["rule_description"], r["status"]]
-                             for r in shown.iter_rows(named=True)], numeric={0}))
-        if rows.height > shown.height:
-            parts.append(f"<p>... and {rows.height - shown.height} more: <code>boligdata quarantine list "
+        parts.append(_table(["line", "column", "value as delivered", "rule", "what the rule says", "status"], rows_html))
+        if rows > ROWS_PER_DELIVERY:
+            parts.append(f"<p>... and {rows - ROWS_PER_DELIVERY} more: <code>boligdata quarantine list "
                          f"--delivery {delivery_id}</code></p>")
     parts.append("<h2>What to do</h2><ul>"
                  "<li>A wrong file: deliver a corrected file; it replaces the partitions (e.g. kommune and year) it contains "
