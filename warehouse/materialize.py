@@ -280,6 +280,9 @@ def materialize(warehouse: Path, reference_dir: Path, only_marts: bool = False,
     rebuilt; given the `loaded_deliveries` since the last build, the tables partitioned by year only in
     the years those touched, as far as the module's docstring allows."""
     with duckdb.connect(str(warehouse)) as conn:
+        # rows in any order, unless a model asks for one (ORDER BY): nothing reads a model's table in the
+        # order it was written (FILE gets each table in grain order), and a first national build took 0.1 s less
+        conn.execute("SET SESSION preserve_insertion_order = false")
         partial = (tuple(sorted(touched_years(conn, loaded_deliveries)))
                    if only_marts and loaded_deliveries is not None else None)
         with transaction(conn):
