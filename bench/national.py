@@ -12,7 +12,8 @@ process's run with nothing new; (f) the peak RSS of each; (g) the first run agai
 local Dask cluster of 2 worker processes (`--dask local`), into a warehouse of its own. Every step but
 (g) runs --repeat times (default 3) and counts with its median, (c) each time into an empty warehouse
 folder. Bytecode is compiled before the first step (site-packages by `make setup`, the project's
-modules here), so no step pays compilation. Writes bench/results/latest.json and the table in docs/benchmarks.md.
+modules here), so no step pays compilation. Writes bench/results/latest.json and the table in
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
