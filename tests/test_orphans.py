@@ -260,7 +260,8 @@ def test_a_run_with_nothing_new_says_so_without_prefect_or_great_expectations(se
                                 f"Nothing new under {landing}; warehouse unchanged: {warehouse}"]
     modules = imported_modules(err)
     assert {"duckdb", "transforms.ledger.deliveries"} <= modules  # the log is the command's
-    assert not {m for m in modules if m.split(".")[0] in ("prefect", "great_expectations", "uvicorn")}
+    # nor numpy: the hashes' search imports it when it runs (warehouse/staged_ids.py), 0.04 s of a 0.4 s no-op
+    assert not {m for m in modules if m.split(".")[0] in ("prefect", "great_expectations", "uvicorn", "numpy")}
     assert "flows.guard" in modules and "flows.pipeline" not in modules
     assert (warehouse.stat().st_ino, warehouse.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     assert_nothing_left(mark, within=0)

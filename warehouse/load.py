@@ -10,7 +10,6 @@ from functools import cache
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import polars as pl
 
 from transforms.ledger import records
@@ -120,8 +119,7 @@ def _note_possible_duplicates(conn: duckdb.DuckDBPyConnection, deliveries: list[
         # not DISTINCT: a repeated hash searches twice, cheaper than the hash aggregate (0.05-0.1 s per 918,000 ids)
         hashes = conn.execute(f"SELECT {staged_ids.id_hash(column)} AS h FROM {incoming} "
                               f"WHERE {column} IS NOT NULL").fetchnumpy()["h"]
-        maybe = staged_ids.possibly_staged(conn, build, source, contract.staging_table, column,
-                                           np.asarray(hashes, dtype=np.uint64))
+        maybe = staged_ids.possibly_staged(conn, build, source, contract.staging_table, column, hashes)
         if len(maybe):
             conn.register("maybe_staged", pl.DataFrame({"h": maybe}))
             conn.execute(f"""
