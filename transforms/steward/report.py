@@ -74,11 +74,13 @@ def _row_html(columns: list[str], numeric: set[int] = frozenset()) -> pl.Expr:
     return pl.concat_str(pl.lit("<tr>"), *cells, pl.lit("</tr>"))
 
 
-def _table(headers: list[str], rows: pl.DataFrame | str, numeric: set[int] = frozenset()) -> str:
-    """An HTML table under HEADERS of ROWS: a frame (one column per header, in order) or its rows' HTML."""
-    if isinstance(rows, pl.DataFrame):
-        rows = rows.select(_row_html(rows.columns, numeric).str.join("")).item() if rows.height else ""
-    return "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in headers) + f"</tr>{rows}</table>"
+def _rows_html(rows: pl.DataFrame, numeric: set[int] = frozenset()) -> str:
+    """The <tr>s of a frame's rows, its columns in order."""
+    return rows.select(_row_html(rows.columns, numeric).str.join("")).item() if rows.height else ""
+
+
+def _table(headers: list[str], rows_html: str) -> str:
+    return "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in headers) + f"</tr>{rows_html}</table>"
 
 
 def render_html(run: RunOutcome, generated_at: dt.datetime | None = None) -> str:
@@ -92,20 +94,20 @@ def render_html(run: RunOutcome, generated_at: dt.datetime | None = None) -> str
         f"Open quarantined row problems in the whole warehouse: {run.open_problems}.</p>",
         "<h2>Files taken in</h2>",
         _table(["delivery", "file", "status", "rows read", "loaded", "quarantined"],
-               deliveries.select("delivery_id", _FILE, "status", "rows_read", "rows_loaded", "rows_quarantined"),
-               numeric={0, 3, 4, 5})
+               _rows_html(deliveries.select("delivery_id", _FILE, "status", "rows_read", "rows_loaded", "rows_quarantined"),
+                          numeric={0, 3, 4, 5}))
         if deliveries.height else "<p>No new files.</p>",
     ]
     rejected = deliveries.filter(pl.col("status") == "rejected")
     parts.append("<h2>Rejected files</h2>")
     parts.append(
-        _table(["delivery", "file", "reason"], rejected.select("delivery_id", _FILE, "reason"))
+        _table(["delivery", "file", "reason"], _rows_html(rejected.select("delivery_id", _FILE, "reason")))
         + "<p>Nothing of these files was loaded; the files are kept in the archive. Deliver a corrected file.</p>"
         if rejected.height else "<p>None.</p>")
     warned = deliveries.filter(pl.col("warnings").is_not_null())
     if warned.height:
         parts.append("<h2>Warnings</h2>")
-        parts.append(_table(["delivery", "file", "warning"], warned.select("delivery_id", _FILE, "warnings"))
+        parts.append(_table(["delivery", "file", "warning"], _rows_html(warned.select("delivery_id", _FILE, "warnings")))
                      + "<p>What these files held beyond their contract was not loaded. If it belongs in the warehouse, "
                        "the source's declaration needs the column (<code>transforms/sources/</code>).</p>")
     parts.append("<h2>Quarantined rows</h2>")
